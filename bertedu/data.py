@@ -49,7 +49,6 @@ import io
 import json
 import os
 import random
-import shutil
 import tempfile
 import urllib.request
 import zipfile
@@ -199,8 +198,10 @@ def dataset_file(relative_path: str) -> Path:
             download does not match its published SHA-256 (nothing is kept then).
     """
     if not isinstance(relative_path, str) or not relative_path:
-        raise ValueError(f"relative_path must be a non-empty string like 'sst2/train.tsv', got {relative_path!r}")
-    if PurePosixPath(relative_path).is_absolute() or ".." in PurePosixPath(relative_path).parts:
+        raise ValueError("relative_path must be a non-empty string like 'sst2/train.tsv', "
+                         f"got {relative_path!r}")
+    parts = PurePosixPath(relative_path)
+    if parts.is_absolute() or ".." in parts.parts:
         raise ValueError(f"relative_path must stay inside the data folder, got {relative_path!r}")
     searched = []
 
@@ -222,48 +223,58 @@ def dataset_file(relative_path: str) -> Path:
         return cached
     searched.append(f"the cache {cache_folder()}")
 
-    dataset = _DATASET_NAMES.get(relative_path.split("/")[0], relative_path.split("/")[0])
+    dataset = _DATASET_NAMES.get(parts.parts[0], parts.parts[0])
     remote = REMOTE_FILES.get(relative_path)
     if remote is None:
         raise FileNotFoundError(
             f"{dataset} file {relative_path!r} not found in {' or '.join(searched)}, and it has "
-            "no download source in bertedu.data.REMOTE_FILES. Set BERTEDU_DATA to the folder that holds it.")
+            "no download source in bertedu.data.REMOTE_FILES. Set BERTEDU_DATA to the folder "
+            "that holds it.")
     try:
-        _download(relative_path, remote, cached)
+        content = _fetch(remote.url)
     except (OSError, http.client.HTTPException) as error:  # offline, HTTP error, cut connection
         raise FileNotFoundError(
-            f"{dataset} file {relative_path!r} not found in {' or '.join(searched)}, and downloading "
-            f"it from {remote.url} failed ({error}). Set BERTEDU_DATA to the folder that holds the "
-            "course's datasets (../shared/data in CI), or connect to the network.") from error
+            f"{dataset} file {relative_path!r} not found in {' or '.join(searched)}, and "
+            f"downloading it from {remote.url} failed ({error}). Set BERTEDU_DATA to the folder "
+            "that holds the course's datasets (../shared/data in CI), or connect to the "
+            "network.") from error
+    _store(relative_path, remote, content, cached)
     return cached
 
 
-def _download(relative_path: str, remote: RemoteFile, target: Path) -> None:
-    """Download `remote` to `target`, which appears only once its checksum is right."""
+def _fetch(url: str) -> bytes:
+    """The bytes at `url`. The files are small (30 MB at most), so memory holds them."""
+    request = urllib.request.Request(url, headers={"User-Agent": "bertedu"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        # read() with no size raises IncompleteRead if the connection drops before the
+        # announced length, so a cut download is an error, not a short file.
+        return response.read()
+
+
+def _store(relative_path: str, remote: RemoteFile, content: bytes, target: Path) -> None:
+    """Check downloaded `content` and write it to `target`, which appears only when complete."""
+    if remote.member is not None:
+        content = _zip_member(content, remote, relative_path)
+    actual = hashlib.sha256(content).hexdigest()
+    if remote.sha256 is not None and actual != remote.sha256:
+        raise ValueError(
+            f"checksum mismatch for {relative_path!r} downloaded from {remote.url}: expected "
+            f"sha256 {remote.sha256}, got {actual}. Nothing was kept; try again later, or put "
+            "the official file into the folder named by BERTEDU_DATA.")
+    if remote.gzip:
+        content = gzip.compress(content, mtime=0)  # mtime=0: the same bytes on every download
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file sits next to the target so that os.replace is a rename on one disk:
-    # the target is either absent or complete, never half written.
-    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    temporary = Path(name)
+    # Write next to the target, then rename: os.replace within one folder is atomic, so the
+    # target is either absent or complete, never half written (say, after Ctrl-C).
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".part")
     try:
-        request = urllib.request.Request(remote.url, headers={"User-Agent": "bertedu"})
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(request, timeout=60) as response:
-            shutil.copyfileobj(response, out)
-        content = temporary.read_bytes()
-        if remote.member is not None:
-            content = _zip_member(content, remote, relative_path)
-        actual = hashlib.sha256(content).hexdigest()
-        if remote.sha256 is not None and actual != remote.sha256:
-            raise ValueError(
-                f"checksum mismatch for {relative_path!r} downloaded from {remote.url}: expected "
-                f"sha256 {remote.sha256}, got {actual}. The download was deleted; try again later, "
-                "or fetch the file by hand into BERTEDU_DATA.")
-        if remote.member is not None or remote.gzip:
-            # mtime=0 keeps the gzip bytes the same from one download to the next.
-            temporary.write_bytes(gzip.compress(content, mtime=0) if remote.gzip else content)
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
         os.replace(temporary, target)
     finally:
-        temporary.unlink(missing_ok=True)  # a no-op after a successful os.replace
+        Path(temporary).unlink(missing_ok=True)  # a no-op after a successful os.replace
 
 
 def _zip_member(archive: bytes, remote: RemoteFile, relative_path: str) -> bytes:
@@ -272,7 +283,8 @@ def _zip_member(archive: bytes, remote: RemoteFile, relative_path: str) -> bytes
         with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
             return zipped.read(remote.member)
     except zipfile.BadZipFile as error:
-        raise ValueError(f"{remote.url}, downloaded for {relative_path!r}, is not a zip archive") from error
+        raise ValueError(
+            f"{remote.url}, downloaded for {relative_path!r}, is not a zip archive") from error
     except KeyError as error:
         raise ValueError(f"the archive {remote.url} has no member {remote.member!r} "
                          f"(needed for {relative_path!r})") from error
@@ -306,7 +318,8 @@ def _fields(line: str, count: int, path: Path, number: int) -> list[str]:
     """Split a tab-separated line into exactly `count` fields (`number` is 1-based, for errors)."""
     fields = line.split("\t")
     if len(fields) != count:
-        raise ValueError(f"{path}, line {number}: expected {count} tab-separated fields, found {len(fields)}")
+        raise ValueError(
+            f"{path}, line {number}: expected {count} tab-separated fields, found {len(fields)}")
     return fields
 
 
@@ -374,7 +387,8 @@ def load_wikitext2(split: str) -> list[dict]:
         elif is_heading and text.startswith("= ="):
             continue  # a section heading
         elif not articles:
-            raise ValueError(f"WikiText-2 {split}, line {i + 1}: text before the first article title")
+            raise ValueError(
+                f"WikiText-2 {split}, line {i + 1}: text before the first article title")
         else:
             articles[-1]["paragraphs"].append(text)
     return articles
@@ -412,7 +426,8 @@ def load_sst2(split: str) -> list[dict]:
         # The label is after the last tab. No CSV parser: sentences contain " and ' freely.
         sentence, tab, label = line.rpartition("\t")
         if not tab or label not in ("0", "1"):
-            raise ValueError(f"{path}, line {number}: expected 'sentence<TAB>0 or 1', found {line!r}")
+            raise ValueError(
+                f"{path}, line {number}: expected 'sentence<TAB>0 or 1', found {line!r}")
         records.append({"sentence": sentence.strip(), "label": int(label)})
     return records
 
@@ -443,7 +458,8 @@ def split_smsspam(records: list[dict], test_fraction: float = 0.2,
     """Hold out a stratified test set: the same share of every label goes to test.
 
     With the defaults, round(0.2 * 747) = 149 spam and round(0.2 * 4,827) = 965 ham
-    messages form the test set. The choice depends only on `seed`, so every chapter gets
+    messages form the test set (Python's `round`, which sends an exact half to the even
+    number). The choice depends only on `seed`, so every chapter gets
     the same split. Both parts keep the order of `records`. Any records with an int
     `"label"` work, not only SMS.
 
@@ -620,7 +636,8 @@ def load_conll2003(split: str) -> list[dict]:
         `["B-ORG", "O", "B-MISC", ...]`. `CONLL_NER_LABELS` maps NER tags to ids.
     """
     _check_split(split, ("train", "dev", "test"), "CoNLL-2003")
-    path = dataset_file("conll2003/" + {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}[split])
+    file_name = {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}[split]
+    path = dataset_file(f"conll2003/{file_name}")
     sentences = []
     rows: list[list[str]] = []  # the (token, pos, chunk, ner) rows of the sentence being read
     for number, line in enumerate(_read_lines(path) + [""], start=1):  # "" ends the last one
@@ -668,12 +685,13 @@ def load_squad(split: str = "dev") -> list[dict]:
     for article in squad["data"]:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
+                answers = qa["answers"]
                 records.append({
                     "id": qa["id"],
                     "title": article["title"],
                     "context": paragraph["context"],
                     "question": qa["question"],
-                    "answers": {"text": [answer["text"] for answer in qa["answers"]],
-                                "answer_start": [answer["answer_start"] for answer in qa["answers"]]},
+                    "answers": {"text": [answer["text"] for answer in answers],
+                                "answer_start": [answer["answer_start"] for answer in answers]},
                 })
     return records
