@@ -1,0 +1,42 @@
+# Two commands for a fresh machine (see README.md):
+#   make book   set up .venv if needed, build the website into _build/html
+#   make test   set up .venv if needed, run every test
+# A second run on a ready machine skips the set-up (the stamp file below).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bertedu-installed
+D2L := d2l==1.0.3
+PORT ?= 8000
+
+.PHONY: book test serve setup clean-book benchmark
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps $(D2L)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --keep-going
+	@echo
+	@echo "The book is in _build/html. Open _build/html/index.html in a browser,"
+	@echo "or serve it with: make serve   (then visit http://localhost:$(PORT))"
+
+serve:
+	$(BIN)/python -m http.server $(PORT) --directory _build/html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/model_speed.py
+
+clean-book:
+	rm -rf _build
