@@ -9,7 +9,7 @@ Four families, each matching the reference tool the field reports numbers with:
 * Named entities (CoNLL-2003): `get_entities`, `entity_scores`, `format_entity_report`.
   An entity counts as correct only if its type, first and last token all match: the
   rule of the CoNLL shared task's `conlleval` script and of `seqeval`'s default mode.
-* Question answering (SQuAD v1.1): `normalize_answer`, `exact_match`, `f1_score`,
+* Question answering (SQuAD v1.1): `normalize_answer`, `squad_exact_match`, `squad_f1`,
   `squad_evaluate`, following the official `evaluate-v1.1.py` of Rajpurkar et al. (2016),
   "SQuAD: 100,000+ Questions for Machine Comprehension of Text".
 
@@ -492,11 +492,11 @@ def _gold_list(gold_answers: Any) -> list[str]:
     return list(gold_answers)
 
 
-def exact_match(prediction: str, gold_answers: Sequence[str]) -> float:
+def squad_exact_match(prediction: str, gold_answers: Sequence[str]) -> float:
     """1.0 if the normalized prediction equals any normalized gold answer, else 0.0.
 
     Example:
-        >>> exact_match("the Eiffel Tower!", ["Eiffel tower"])
+        >>> squad_exact_match("the Eiffel Tower!", ["Eiffel tower"])
         1.0
     """
     golds = _gold_list(gold_answers)
@@ -519,7 +519,7 @@ def _token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def f1_score(prediction: str, gold_answers: Sequence[str]) -> float:
+def squad_f1(prediction: str, gold_answers: Sequence[str]) -> float:
     """SQuAD token F1: the best bag-of-words F1 of the prediction over the gold answers.
 
     Both sides are normalized (`normalize_answer`) and split on whitespace; the overlap
@@ -527,7 +527,7 @@ def f1_score(prediction: str, gold_answers: Sequence[str]) -> float:
     F1 of `precision_recall_f1`.
 
     Example:
-        >>> f1_score("the Eiffel Tower in Paris", ["Eiffel tower"])  # P = 2/4, R = 2/2
+        >>> squad_f1("the Eiffel Tower in Paris", ["Eiffel tower"])  # P = 2/4, R = 2/2
         0.6666666666666666
     """
     golds = _gold_list(gold_answers)
@@ -577,6 +577,6 @@ def squad_evaluate(predictions: Mapping[str, str], examples: Sequence[Mapping]) 
             f"{len(missing)} of {len(golds)} examples have no prediction (first ids: {missing[:3]}); "
             "predict every example, or pass only the examples you predicted"
         )
-    total_em = sum(exact_match(predictions[qid], texts) for qid, texts in golds)
-    total_f1 = sum(f1_score(predictions[qid], texts) for qid, texts in golds)
+    total_em = sum(squad_exact_match(predictions[qid], texts) for qid, texts in golds)
+    total_f1 = sum(squad_f1(predictions[qid], texts) for qid, texts in golds)
     return {"exact_match": 100.0 * total_em / len(golds), "f1": 100.0 * total_f1 / len(golds)}

@@ -26,8 +26,8 @@ from bertedu.metrics import (
     accuracy,
     confusion_matrix,
     entity_scores,
-    exact_match,
-    f1_score,
+    squad_exact_match,
+    squad_f1,
     format_entity_report,
     get_entities,
     matthews_corrcoef,
@@ -527,10 +527,10 @@ def test_normalize_answer(text, expected):
     ],
 )
 def test_exact_match_and_f1_hand_cases(prediction, golds, em, f1):
-    assert exact_match(prediction, golds) == em
-    assert f1_score(prediction, golds) == pytest.approx(f1, abs=TOL)
+    assert squad_exact_match(prediction, golds) == em
+    assert squad_f1(prediction, golds) == pytest.approx(f1, abs=TOL)
     assert em == float(max(reference_em(prediction, g) for g in golds))
-    assert f1_score(prediction, golds) == pytest.approx(max(reference_f1(prediction, g) for g in golds), abs=TOL)
+    assert squad_f1(prediction, golds) == pytest.approx(max(reference_f1(prediction, g) for g in golds), abs=TOL)
 
 
 def test_squad_evaluate_hand_case():
@@ -576,10 +576,10 @@ def test_squad_evaluate_matches_official_rules_on_dev(data_dir):
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: exact_match("Paris", "Paris"), TypeError, "wrap a single answer"),
-        (lambda: f1_score("Paris", []), ValueError, "gold_answers is empty"),
-        (lambda: f1_score(None, ["Paris"]), TypeError, "prediction must be a string"),
-        (lambda: exact_match(3, ["3"]), TypeError, "answers are strings"),
+        (lambda: squad_exact_match("Paris", "Paris"), TypeError, "wrap a single answer"),
+        (lambda: squad_f1("Paris", []), ValueError, "gold_answers is empty"),
+        (lambda: squad_f1(None, ["Paris"]), TypeError, "prediction must be a string"),
+        (lambda: squad_exact_match(3, ["3"]), TypeError, "answers are strings"),
         (lambda: squad_evaluate({}, []), ValueError, "examples is empty"),
         (lambda: squad_evaluate([("q1", "x")], [{"id": "q1", "answers": {"text": ["x"]}}]), TypeError, "dict id"),
         (
