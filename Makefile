@@ -10,7 +10,7 @@ STAMP := $(VENV)/.bertedu-installed
 D2L := d2l==1.0.3
 PORT ?= 8000
 
-.PHONY: book test serve setup clean-book benchmark
+.PHONY: book test serve setup clean-book benchmark browser
 
 setup: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --keep-going
+	$(BIN)/jupyter-book build . -W --keep-going
 	@echo
 	@echo "The book is in _build/html. Open _build/html/index.html in a browser,"
 	@echo "or serve it with: make serve   (then visit http://localhost:$(PORT))"
@@ -32,7 +32,17 @@ book: $(STAMP)
 serve:
 	$(BIN)/python -m http.server $(PORT) --directory _build/html
 
+# Headless Chromium for tests/test_website.py, from Debian's packages (root in CI; sudo
+# elsewhere). Installed by `make test` when CI is set; locally, run `make browser` once,
+# or the browser test skips with a message.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 test: $(STAMP)
+	@if [ -n "$$CI" ]; then $(MAKE) --no-print-directory browser; fi
 	$(BIN)/python -m pytest
 
 benchmark: $(STAMP)
