@@ -1,0 +1,577 @@
+"""BERT's pretraining data: sentence pairs for next-sentence prediction (NSP) and masked
+tokens for the masked language model (MLM), plus the evaluation and the CPU recipe.
+
+Devlin et al. 2019, section 3.1 and appendix A.1; google-research/bert
+`create_pretraining_data.py` is the reference for the pair construction and the masking.
+
+From documents to model inputs, in four steps:
+
+1. A corpus is a list of documents, each a list of sentences (`wikitext_documents` for
+   WikiText-2, where a document is an article), tokenized into WordPiece ids
+   (`tokenize_documents`).
+2. `create_nsp_examples` packs consecutive sentences into a segment A and a segment B.
+   With probability 0.5, B is the text that really follows A (IsNext, label 0); otherwise B
+   is taken from a random other document (NotNext, label 1). The label convention is
+   Google's and transformers' (0 = B follows A); d2l's BERT uses the opposite (1 = IsNext),
+   so its NSP accuracy code must be read with the labels swapped.
+3. Each pair becomes `[CLS] A [SEP] B [SEP]` with `token_type_ids` 0 for `[CLS] A [SEP]`
+   and 1 for `B [SEP]`.
+4. `mask_tokens` chooses 15% of the non-special positions; of these, 80% become `[MASK]`,
+   10% a random token and 10% stay as they are. The labels hold the original ids at the
+   chosen positions and -100 (ignored by the loss) everywhere else, so the loss is the mean
+   over exactly the chosen positions. d2l's published MLM loss also averages over padded
+   prediction slots; ours never does (tests/test_pretraining.py proves it).
+
+Static masking chooses the masks once, when the dataset is built (Google's code, which
+makes `dupe_factor` = 10 copies with different masks); dynamic masking draws fresh masks
+every epoch (RoBERTa, Liu et al. 2019). `PretrainingDataset(masking=...)` selects either.
+
+The CPU recipe (chapter 6): `PretrainingRecipe` holds every setting; `benchmarks/
+pretrain_recipe.py` runs it and prints the held-out figures.
+"""
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .config import BertConfig
+from .data import cache_folder
+from .heads import IGNORE_INDEX
+from .tokenization import BertTokenizer, train_wordpiece
+from .training import TrainingConfig, derive_seed
+
+IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in Google's code and transformers (d2l: the opposite)
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Documents and sentences
+# ---------------------------------------------------------------------------------------
+def split_sentences(paragraph: str) -> list[str]:
+    """Split tokenized text after every " . ", " ? " and " ! ".
+
+    WikiText is already tokenized (punctuation stands apart), so a word that is exactly
+    ".", "?" or "!" ends a sentence. Decimal points are written " @.@ " and do not count.
+
+        >>> split_sentences("It is red . Is it ? Yes")
+        ['It is red .', 'Is it ?', 'Yes']
+    """
+    sentences, words = [], []
+    for word in paragraph.split():
+        words.append(word)
+        if word in (".", "?", "!"):
+            sentences.append(" ".join(words))
+            words = []
+    if words:
+        sentences.append(" ".join(words))
+    return sentences
+
+
+def clean_wikitext(text: str, unk_token: str = "[UNK]") -> str:
+    """Undo WikiText's tokenization marks before WordPiece sees the text.
+
+    `@-@`, `@,@` and `@.@` join a hyphenated word or a number ("0 @.@ 7" -> "0.7"); left
+    alone, each becomes three tokens that are trivial to predict and would inflate the MLM
+    accuracy. `<unk>` (a word outside WikiText's vocabulary) becomes the tokenizer's unknown
+    token, which the tokenizer keeps whole and masking never chooses.
+    """
+    text = text.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".")
+    return text.replace("<unk>", unk_token)
+
+
+def wikitext_documents(articles: list[dict], unk_token: str = "[UNK]") -> list[list[str]]:
+    """WikiText articles (from `bertedu.data.load_wikitext2`) -> documents of sentences.
+
+    A document is one article (its title dropped); its sentences are the sentences of its
+    paragraphs, in order, cleaned with `clean_wikitext`.
+    """
+    documents = []
+    for article in articles:
+        sentences = [clean_wikitext(s, unk_token) for p in article["paragraphs"] for s in split_sentences(p)]
+        if sentences:
+            documents.append(sentences)
+    return documents
+
+
+def tokenize_documents(documents: list[list[str]], tokenizer) -> list[list[list[int]]]:
+    """Documents of sentence strings -> documents of sentences of WordPiece ids.
+
+    Empty sentences and empty documents are dropped.
+    """
+    if isinstance(documents, str) or not all(isinstance(d, (list, tuple)) for d in documents):
+        raise TypeError("documents must be a list of documents, each a list of sentence strings")
+    tokenized = []
+    for document in documents:
+        sentences = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(s)) for s in document]
+        sentences = [s for s in sentences if s]
+        if sentences:
+            tokenized.append(sentences)
+    return tokenized
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Sentence pairs for NSP
+# ---------------------------------------------------------------------------------------
+@dataclass
+class NspExample:
+    """One sentence pair. `tokens_a`/`tokens_b` are WordPiece ids without special tokens;
+    `next_sentence_label` is 0 (IsNext: B follows A) or 1 (NotNext: B is random);
+    `document_a`/`document_b` are the indices (in the list of documents given) of the
+    documents they came from."""
+
+    tokens_a: list[int]
+    tokens_b: list[int]
+    next_sentence_label: int
+    document_a: int
+    document_b: int
+
+
+def truncate_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int, rng: random.Random) -> None:
+    """Trim the pair in place until it fits: one token at a time from the longer side,
+    from its front or its back at random (Google's rule; always cutting the end would bias
+    the model toward beginnings)."""
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+
+
+def create_nsp_examples(documents: list[list[list[int]]], max_seq_length: int = 128,
+                        short_seq_prob: float = 0.1, nsp_probability: float = 0.5,
+                        seed: int = 0) -> list[NspExample]:
+    """Cut tokenized documents into sentence pairs for NSP, as Google's
+    `create_instances_from_document` does, with one change noted below.
+
+    For each document, walk through its sentences and collect them into a chunk until the
+    chunk holds `target` tokens (`max_seq_length - 3`, leaving room for [CLS] and two
+    [SEP]s). Then draw the label:
+    - IsNext (probability 1 - nsp_probability): A = the first `a_end` sentences of the chunk
+      (a_end drawn at random), B = the rest of the chunk, which really follows A;
+    - NotNext: A as above, B = consecutive sentences from a random position in a random
+      *other* document, up to the remaining length; the chunk's sentences not used for A
+      are put back, to start the next chunk.
+    Finally the pair is trimmed to `max_seq_length - 3` tokens with `truncate_pair`.
+
+    Short sequences: with probability `short_seq_prob` (0.1 in BERT) a chunk's target is a
+    random length between 2 and the maximum instead, so that the model also sees short
+    inputs like the ones of fine-tuning tasks.
+
+    The change: Google's code turns every one-sentence chunk into NotNext (there is no B
+    inside it), which tilts the labels toward NotNext. Here the label is drawn first, and an
+    IsNext chunk keeps collecting until it holds two sentences; a document's last sentence
+    left alone with an IsNext draw is dropped. The labels are then balanced.
+
+    Args:
+        documents: tokenized documents, each a list of sentences of ids (`tokenize_documents`);
+            NotNext needs at least two documents.
+        max_seq_length: the length of `[CLS] A [SEP] B [SEP]`, at least 5.
+        short_seq_prob: probability of a shorter target length.
+        nsp_probability: probability of NotNext (0.5 in BERT).
+        seed: seeds the `random.Random` behind every choice.
+
+    Returns:
+        A list of `NspExample`s in corpus order (the training loop shuffles).
+    """
+    if not isinstance(max_seq_length, int) or max_seq_length < 5:
+        raise ValueError(f"max_seq_length must be an int >= 5 ([CLS] A [SEP] B [SEP]), got {max_seq_length!r}")
+    for name, p in (("short_seq_prob", short_seq_prob), ("nsp_probability", nsp_probability)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    documents = [[list(s) for s in doc if len(s)] for doc in documents]  # empty sentences out
+    nonempty = [d for d, doc in enumerate(documents) if doc]
+    position = {d: k for k, d in enumerate(nonempty)}
+    if len(nonempty) < 2 and nsp_probability > 0:
+        raise ValueError(f"NotNext pairs take B from another document, but there are {len(nonempty)} "
+                         "non-empty documents; give at least 2")
+    rng = random.Random(seed)
+    max_num_tokens = max_seq_length - 3  # room for [CLS], [SEP], [SEP]
+    examples = []
+    for d, document in enumerate(documents):
+        chunk, chunk_length, i = [], 0, 0
+        target = max_num_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_num_tokens)
+        is_random_next = rng.random() < nsp_probability
+        while i < len(document):
+            chunk.append(document[i])
+            chunk_length += len(document[i])
+            at_end = i == len(document) - 1
+            full = chunk_length >= target and (is_random_next or len(chunk) >= 2)
+            if at_end or full:
+                if is_random_next or len(chunk) >= 2:
+                    # A is the first a_end sentences of the chunk
+                    a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+                    tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
+                    if is_random_next:
+                        k = rng.randrange(len(nonempty) - 1)
+                        other = nonempty[k + (k >= position[d])]  # any document but this one
+                        tokens_b = []
+                        for sentence in documents[other][rng.randrange(len(documents[other])):]:
+                            tokens_b.extend(sentence)
+                            if len(tokens_b) >= target - len(tokens_a):
+                                break
+                        i -= len(chunk) - a_end  # the unused sentences start the next chunk
+                    else:
+                        other = d
+                        tokens_b = [t for sentence in chunk[a_end:] for t in sentence]
+                    truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
+                    label = NOT_NEXT if is_random_next else IS_NEXT
+                    examples.append(NspExample(tokens_a, tokens_b, label, d, other))
+                # a new chunk: new target length, new label
+                chunk, chunk_length = [], 0
+                target = max_num_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_num_tokens)
+                is_random_next = rng.random() < nsp_probability
+            i += 1
+    return examples
+
+
+def encode_pair(tokens_a: list[int], tokens_b: list[int], cls_token_id: int,
+                sep_token_id: int) -> tuple[list[int], list[int]]:
+    """`[CLS] A [SEP] B [SEP]` and its token types: 0 for `[CLS] A [SEP]`, 1 for `B [SEP]`."""
+    input_ids = [cls_token_id] + tokens_a + [sep_token_id] + tokens_b + [sep_token_id]
+    token_type_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
+    return input_ids, token_type_ids
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Masking for MLM
+# ---------------------------------------------------------------------------------------
+def special_ids(tokenizer) -> list[int]:
+    """Ids that masking never chooses: every special token, padding included."""
+    for name in ("all_special_ids", "pad_token_id", "mask_token_id", "vocab_size"):
+        if not hasattr(tokenizer, name):
+            raise TypeError(f"tokenizer must be a BertTokenizer (it has no {name}); got {type(tokenizer).__name__}")
+    return sorted(set(tokenizer.all_special_ids) | {tokenizer.pad_token_id})
+
+
+def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose positions for the masked language model and corrupt them, BERT's way.
+
+    1. In every row, choose `round(probability * n)` of its n eligible positions (at least
+       one), uniformly at random. Eligible: not a special token (`[CLS]`, `[SEP]`, `[PAD]`,
+       `[UNK]`, `[MASK]`). Google's code picks a count per sequence like this; Hugging Face's
+       collator flips a coin per position instead, which can leave a batch with nothing to
+       predict and a NaN loss.
+    2. Of the chosen positions, 80% become `[MASK]`, 10% a random non-special token and 10%
+       keep their token. (The model cannot tell which chosen tokens are real, so it must
+       build a good vector for every token; and fine-tuning inputs have no `[MASK]`.)
+
+    Args:
+        input_ids: LongTensor `[batch_size, seq_len]`, possibly padded with `pad_token_id`.
+        tokenizer: gives `all_special_ids`, `pad_token_id`, `mask_token_id`, `vocab_size`.
+        probability: share of eligible positions to choose (0.15 in BERT).
+        generator: a seeded `torch.Generator` makes the result reproducible.
+
+    Returns:
+        `(inputs, labels)`, both `[batch_size, seq_len]`: the corrupted ids, and the original
+        ids at the chosen positions with -100 everywhere else.
+
+    Example:
+        >>> inputs, labels = mask_tokens(batch["input_ids"], tokenizer,
+        ...                              generator=torch.Generator().manual_seed(0))
+    """
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ValueError(f"input_ids must be a tensor of shape [batch_size, seq_len], got {got}; "
+                         "for one sequence use input_ids[None]")
+    if input_ids.dtype not in (torch.long, torch.int):
+        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
+    if isinstance(probability, bool) or not 0.0 < probability <= 1.0:
+        raise ValueError(f"probability must be in (0, 1], got {probability!r}")
+    device = input_ids.device
+    specials = torch.tensor(special_ids(tokenizer), device=device)
+
+    # 1. choose round(p * n) eligible positions per row, at least one
+    eligible = ~torch.isin(input_ids, specials)  # (B, T)
+    n = eligible.sum(dim=1)  # (B,)
+    k = torch.clamp((n * probability).round().long(), min=1).minimum(n)  # (B,)
+    scores = torch.rand(input_ids.shape, generator=generator, device=device)
+    scores = scores.masked_fill(~eligible, 2.0)  # ineligible positions sort last
+    rank = scores.argsort(dim=1).argsort(dim=1)  # (B, T): rank of each score within its row
+    chosen = rank < k[:, None]
+    labels = torch.where(chosen, input_ids, IGNORE_INDEX)
+
+    # 2. of the chosen: 80% [MASK], 10% random token, 10% unchanged
+    inputs = input_ids.clone()
+    u = torch.rand(input_ids.shape, generator=generator, device=device)
+    inputs[chosen & (u < 0.8)] = tokenizer.mask_token_id
+    random_positions = chosen & (u >= 0.8) & (u < 0.9)
+    allowed = torch.ones(tokenizer.vocab_size, dtype=torch.bool, device=device)
+    allowed[specials] = False
+    candidates = allowed.nonzero().squeeze(1)  # every non-special id
+    picks = torch.randint(len(candidates), (int(random_positions.sum()),), generator=generator, device=device)
+    inputs[random_positions] = candidates[picks].to(inputs.dtype)
+    return inputs, labels
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Dataset and batches
+# ---------------------------------------------------------------------------------------
+class PretrainingDataset:
+    """NSP pairs encoded as `[CLS] A [SEP] B [SEP]`, with MLM masks, static or dynamic.
+
+    - `masking="static"`: every example is masked once, here, and keeps that mask.
+    - `masking="dynamic"`: example i gets a fresh mask every epoch; the training loop calls
+      `set_epoch(e)`. The mask of example i in epoch e comes from a generator seeded by
+      `(seed, e, i)`, so it does not depend on which process draws it or in which batch:
+      a resumed or distributed run masks exactly like a single uninterrupted one.
+
+    `dataset[i]` is a dict of 1-D tensors `input_ids`, `token_type_ids`, `labels` and a
+    scalar `next_sentence_label`; `dataset.collate(list_of_items)` pads them into a batch.
+
+    Args:
+        examples: `NspExample`s from `create_nsp_examples`.
+        tokenizer: a `BertTokenizer` (ids of `[CLS]`, `[SEP]`, `[PAD]`, `[MASK]`...).
+        masking: "dynamic" (RoBERTa) or "static" (BERT).
+        mlm_probability: share of positions chosen for MLM.
+        seed: seeds the masks.
+    """
+
+    def __init__(self, examples: list[NspExample], tokenizer, masking: str = "dynamic",
+                 mlm_probability: float = 0.15, seed: int = 0):
+        if masking not in ("static", "dynamic"):
+            raise ValueError(f"masking must be 'static' or 'dynamic', got {masking!r}")
+        if not examples:
+            raise ValueError("no examples: the corpus produced no sentence pairs")
+        special_ids(tokenizer)  # checks that it is a tokenizer
+        self.tokenizer = tokenizer
+        self.masking = masking
+        self.mlm_probability = mlm_probability
+        self.seed = seed
+        self.epoch = 0
+        self.pad_token_id = tokenizer.pad_token_id
+        self.items = []
+        for example in examples:
+            input_ids, token_type_ids = encode_pair(example.tokens_a, example.tokens_b,
+                                                    tokenizer.cls_token_id, tokenizer.sep_token_id)
+            self.items.append({"input_ids": torch.tensor(input_ids),
+                               "token_type_ids": torch.tensor(token_type_ids),
+                               "next_sentence_label": torch.tensor(example.next_sentence_label)})
+        if masking == "static":  # masks fixed once, now
+            for i, item in enumerate(self.items):
+                item["input_ids"], item["labels"] = self._mask(item["input_ids"], i, epoch=0)
+
+    def _mask(self, input_ids: torch.Tensor, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, index))
+        inputs, labels = mask_tokens(input_ids[None], self.tokenizer, self.mlm_probability, generator)
+        return inputs[0], labels[0]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Dynamic masking draws the masks of epoch `epoch` from now on."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.items[i]
+        if self.masking == "static":
+            return dict(item)
+        inputs, labels = self._mask(item["input_ids"], i, self.epoch)
+        return {**item, "input_ids": inputs, "labels": labels}
+
+    def collate(self, items: list[dict]) -> dict:
+        return collate_pretraining(items, self.pad_token_id)
+
+
+def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
+    """Pad a list of `PretrainingDataset` items to the longest one.
+
+    Returns a dict of `input_ids`, `token_type_ids`, `attention_mask`, `labels` (all
+    `[batch_size, seq_len]`) and `next_sentence_label` (`[batch_size]`). Padding gets
+    `pad_token_id`, token type 0, attention 0 and label -100, so it never enters the loss.
+    """
+    if not items:
+        raise ValueError("cannot collate an empty list of examples")
+    B, T = len(items), max(len(item["input_ids"]) for item in items)
+    batch = {"input_ids": torch.full((B, T), pad_token_id, dtype=torch.long),
+             "token_type_ids": torch.zeros((B, T), dtype=torch.long),
+             "attention_mask": torch.zeros((B, T), dtype=torch.long),
+             "labels": torch.full((B, T), IGNORE_INDEX, dtype=torch.long)}
+    for b, item in enumerate(items):
+        n = len(item["input_ids"])
+        batch["input_ids"][b, :n] = item["input_ids"]
+        batch["token_type_ids"][b, :n] = item["token_type_ids"]
+        batch["attention_mask"][b, :n] = 1
+        batch["labels"][b, :n] = item["labels"]
+    batch["next_sentence_label"] = torch.stack([item["next_sentence_label"] for item in items])
+    return batch
+
+
+# ---------------------------------------------------------------------------------------
+# Loss and evaluation
+# ---------------------------------------------------------------------------------------
+def pretraining_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The MLM logits at the chosen positions only, their labels, and the NSP logits.
+
+    `BertForPreTraining.forward` scores the whole vocabulary at every position, `[B, T, V]`;
+    only the ~15% chosen positions enter the loss, so here the encoder's output is gathered
+    at those positions first, `[N, H]`, and only they go through the MLM head (Google's code
+    does the same with `gather_indexes`). The vocabulary projection is the largest matrix
+    product of a small BERT: this halves the recipe's training step on a CPU.
+
+    Returns:
+        `(mlm_logits [N, V], mlm_labels [N], nsp_logits [B, 2])`, N = chosen positions.
+    """
+    if "labels" not in batch:
+        raise ValueError(f"a pretraining batch needs labels, got keys {sorted(batch)}")
+    out = model.bert(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"))
+    chosen = batch["labels"] != IGNORE_INDEX  # (B, T)
+    mlm_logits = model.cls.predictions(out.last_hidden_state[chosen])  # (N, H) -> (N, V)
+    nsp_logits = model.cls.seq_relationship(out.pooler_output)  # (B, 2)
+    return mlm_logits, batch["labels"][chosen], nsp_logits
+
+
+def pretraining_loss(model, batch: dict) -> torch.Tensor:
+    """MLM loss (mean over the chosen positions) + NSP loss (mean over the pairs), the
+    paper's joint objective; equal to `BertForPreTraining(**batch).loss` (a test checks it)
+    but faster, see `pretraining_logits`."""
+    if "next_sentence_label" not in batch:
+        raise ValueError(f"a pretraining batch needs next_sentence_label, got keys {sorted(batch)}")
+    mlm_logits, mlm_labels, nsp_logits = pretraining_logits(model, batch)
+    return F.cross_entropy(mlm_logits, mlm_labels) + F.cross_entropy(nsp_logits, batch["next_sentence_label"])
+
+
+@torch.no_grad()
+def evaluate_pretraining(model, dataset: PretrainingDataset, batch_size: int = 128) -> dict:
+    """Held-out MLM and NSP figures of a `BertForPreTraining`.
+
+    Returns:
+        `mlm_loss` and `mlm_accuracy` over every chosen position (the 80/10/10 mix, as in
+        training), `nsp_loss` and `nsp_accuracy` over every pair.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    mlm_loss = mlm_correct = mlm_count = nsp_loss = nsp_correct = 0.0
+    for start in range(0, len(dataset), batch_size):
+        batch = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        mlm_logits, mlm_labels, nsp_logits = pretraining_logits(model, batch)
+        mlm_logits, nsp_logits, nsp_labels = mlm_logits.float(), nsp_logits.float(), batch["next_sentence_label"]
+        mlm_loss += F.cross_entropy(mlm_logits, mlm_labels, reduction="sum").item()
+        mlm_correct += (mlm_logits.argmax(-1) == mlm_labels).sum().item()
+        mlm_count += mlm_labels.numel()
+        nsp_loss += F.cross_entropy(nsp_logits, nsp_labels, reduction="sum").item()
+        nsp_correct += (nsp_logits.argmax(-1) == nsp_labels).sum().item()
+    model.train(was_training)
+    return {"mlm_loss": mlm_loss / mlm_count, "mlm_accuracy": mlm_correct / mlm_count,
+            "nsp_loss": nsp_loss / len(dataset), "nsp_accuracy": nsp_correct / len(dataset)}
+
+
+def baselines(train_examples: list[NspExample], eval_dataset: PretrainingDataset, tokenizer) -> dict:
+    """What a model that ignores the context scores on `eval_dataset`.
+
+    - `mlm_unigram_accuracy`: always predict the most frequent non-special token of the
+      training pairs;
+    - `nsp_majority_accuracy`: always predict the more frequent training NSP label.
+    """
+    specials = set(special_ids(tokenizer))
+    counts = Counter(t for e in train_examples for t in e.tokens_a + e.tokens_b if t not in specials)
+    top_token = counts.most_common(1)[0][0]
+    majority = Counter(e.next_sentence_label for e in train_examples).most_common(1)[0][0]
+    labels = torch.cat([eval_dataset[i]["labels"] for i in range(len(eval_dataset))])
+    labels = labels[labels != IGNORE_INDEX]
+    nsp = torch.stack([eval_dataset[i]["next_sentence_label"] for i in range(len(eval_dataset))])
+    return {"mlm_unigram_accuracy": (labels == top_token).float().mean().item(),
+            "mlm_unigram_token": top_token,
+            "nsp_majority_accuracy": (nsp == majority).float().mean().item()}
+
+
+# ---------------------------------------------------------------------------------------
+# The CPU recipe of chapter 6
+# ---------------------------------------------------------------------------------------
+@dataclass
+class PretrainingRecipe:
+    """Every setting of the small BERT the book pretrains on a 2-core CPU in under 4 minutes.
+
+    Corpus: WikiText-2's train split when present, else its validation split; the test
+    split is held out for evaluation. A WordPiece vocabulary is trained on the training
+    corpus. `benchmarks/pretrain_recipe.py` runs it and prints the figures.
+    """
+
+    vocab_size: int = 6000  # WordPiece vocabulary trained on the corpus
+    max_seq_length: int = 64  # [CLS] A [SEP] B [SEP]
+    short_seq_prob: float = 0.1
+    masking: str = "dynamic"
+    mlm_probability: float = 0.15
+    hidden_size: int = 192
+    num_hidden_layers: int = 3
+    num_attention_heads: int = 3
+    intermediate_size: int = 768
+    dropout: float = 0.0  # hidden and attention dropout; BERT's 0.1 only slows a model this undertrained
+    max_steps: int = 600
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_fraction: float = 0.1  # warmup_steps = this share of max_steps
+    weight_decay: float = 0.01
+    eval_examples: int = 1024  # held-out pairs from the test split
+    seed: int = 0
+
+    def model_config(self, vocab_size: int) -> BertConfig:
+        return BertConfig(vocab_size=vocab_size, hidden_size=self.hidden_size,
+                          num_hidden_layers=self.num_hidden_layers,
+                          num_attention_heads=self.num_attention_heads,
+                          intermediate_size=self.intermediate_size,
+                          max_position_embeddings=self.max_seq_length,
+                          hidden_dropout_prob=self.dropout, attention_probs_dropout_prob=self.dropout)
+
+    @property
+    def warmup_steps(self) -> int:
+        return round(self.warmup_fraction * self.max_steps)
+
+    def training_config(self, **overrides) -> TrainingConfig:
+        settings = dict(max_steps=self.max_steps, batch_size=self.batch_size,
+                        learning_rate=self.learning_rate, warmup_steps=self.warmup_steps,
+                        weight_decay=self.weight_decay, seed=self.seed)
+        settings.update(overrides)
+        return TrainingConfig(**settings)
+
+
+def wikitext_splits() -> tuple[str, str]:
+    """The recipe's (training, held-out) WikiText-2 splits: ("train", "test") when the train
+    file is on this machine (in $BERTEDU_DATA or the download cache), else ("valid", "test").
+    Nothing is downloaded here."""
+    relative = "wikitext2/wiki.train.tokens"
+    folders = [Path(os.environ["BERTEDU_DATA"])] if os.environ.get("BERTEDU_DATA") else []
+    folders.append(cache_folder())
+    present = any((folder / relative).is_file() for folder in folders)
+    return ("train" if present else "valid"), "test"
+
+
+def train_tokenizer(documents: list[list[str]], vocab_size: int) -> BertTokenizer:
+    """A WordPiece vocabulary learned on the documents' sentences (`train_wordpiece`), as an
+    uncased `BertTokenizer`. `[UNK]` marks in the text are left out of the learning."""
+    texts = [sentence.replace("[UNK]", " ") for document in documents for sentence in document]
+    return BertTokenizer(vocab=train_wordpiece(texts, vocab_size))
+
+
+def prepare_pretraining_data(train_documents: list[list[str]], eval_documents: list[list[str]],
+                             tokenizer, recipe: PretrainingRecipe) -> dict:
+    """Sentence documents -> the recipe's training and held-out datasets.
+
+    The held-out set is `recipe.eval_examples` pairs (or all, if fewer) drawn at random from
+    `eval_documents`, with static masks, so every evaluation scores the same positions.
+
+    Returns:
+        A dict with `train_examples` (the `NspExample`s), `train_dataset` and `eval_dataset`.
+    """
+    train_examples = create_nsp_examples(tokenize_documents(train_documents, tokenizer),
+                                         recipe.max_seq_length, recipe.short_seq_prob, seed=recipe.seed)
+    eval_examples = create_nsp_examples(tokenize_documents(eval_documents, tokenizer),
+                                        recipe.max_seq_length, recipe.short_seq_prob, seed=recipe.seed + 1)
+    if len(eval_examples) > recipe.eval_examples:
+        eval_examples = random.Random(recipe.seed).sample(eval_examples, recipe.eval_examples)
+    return {
+        "train_examples": train_examples,
+        "train_dataset": PretrainingDataset(train_examples, tokenizer, recipe.masking,
+                                            recipe.mlm_probability, seed=recipe.seed),
+        "eval_dataset": PretrainingDataset(eval_examples, tokenizer, "static",
+                                           recipe.mlm_probability, seed=recipe.seed + 1),
+    }

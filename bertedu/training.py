@@ -1,0 +1,554 @@
+"""One small training loop for every chapter: pretraining and fine-tuning alike.
+
+No framework: `train` is an explicit `for` over optimizer steps that a student reads top to
+bottom, in the spirit of nanoGPT's `train.py` and minGPT's `trainer.py`. What it does, and
+where BERT's recipe comes from (Devlin et al. 2019, appendix A.2; google-research/bert
+`optimization.py`):
+
+- AdamW (Loshchilov & Hutter 2019) with weight decay on the weight matrices only: biases and
+  LayerNorm weights (every parameter with fewer than 2 dimensions) are not decayed;
+  `eps = 1e-6` as in BERT (PyTorch's default is 1e-8).
+- The learning rate rises linearly from 0 during `warmup_steps`, then falls linearly to 0 at
+  `max_steps` (`lr_at`, a pure function of the step).
+- The global gradient norm is clipped to `max_grad_norm` (1.0 in BERT).
+- Gradient accumulation: an update may average several micro-batches, so a large batch fits
+  in a small memory.
+- Mixed precision: bf16 autocast on a GPU that supports it; off on the CPU by default.
+- Evaluation every `eval_every` steps with a metric function you write; a tqdm progress bar;
+  a `History` of losses and metrics to plot.
+- Checkpoints (model, optimizer, step, random-number-generator states) written atomically,
+  and resumption that continues exactly: a run stopped at step k and resumed ends with the
+  same parameters as a run that never stopped.
+- Distributed data parallel (DDP) when launched with `torchrun`: gloo on CPUs, nccl on GPUs.
+
+The same script runs on one CPU, one GPU or several GPUs with no edits:
+
+    python my_script.py                                   # one process: CPU, or GPU 0
+    torchrun --standalone --nproc_per_node=2 my_script.py # two processes, one per GPU
+                                                          # (or two CPU processes with gloo)
+
+Randomness. Two runs with the same seed on the same machine give identical losses. Every
+random choice comes from a seed: the order of the examples in epoch e is a permutation
+seeded by `(seed, e)`, so the batch of any step can be recomputed from the step alone, and
+dropout draws from torch's generator, seeded by `(seed, rank)` and saved in checkpoints.
+(On a GPU some kernels are not bitwise deterministic; `torch.use_deterministic_algorithms`
+is the switch for that.)
+
+Batch arithmetic. `batch_size` is the global batch: the examples of one optimizer step,
+summed over processes and accumulation steps. Each of the `world_size` processes takes
+every `world_size`-th example of the global batch and splits its share into
+`gradient_accumulation_steps` micro-batches the same way. The loss of a step is the mean of
+the micro-batch losses (as in nanoGPT and Hugging Face's Trainer), so 2 processes x 1
+micro-batch and 1 process x 2 micro-batches compute the same update.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from .checkpoints import atomic_write
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "bertedu-training-checkpoint"
+CHECKPOINT_VERSION = 1
+
+# Settings that shape the trajectory of a run: resuming with different ones would not
+# continue the same run, so `train` refuses (start a new run from the saved model instead).
+RESUME_MUST_MATCH = ("max_steps", "batch_size", "gradient_accumulation_steps", "learning_rate",
+                     "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+                     "max_grad_norm", "seed")
+
+
+@dataclass
+class TrainingConfig:
+    max_steps: int = 1000  # optimizer updates in the whole run
+    batch_size: int = 32  # global batch: examples per update, over all processes and micro-batches
+    gradient_accumulation_steps: int = 1  # micro-batches per update in each process
+    learning_rate: float = 1e-4  # peak learning rate, reached at the end of the warmup
+    warmup_steps: int = 0  # linear warmup from 0; BERT used 10,000 of 1,000,000 steps
+    weight_decay: float = 0.01  # AdamW decay of the weight matrices (not biases, not LayerNorm)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6  # BERT's value; PyTorch's default is 1e-8
+    max_grad_norm: float | None = 1.0  # clip the global gradient norm; None: no clipping
+    eval_every: int | None = None  # call eval_fn every this many steps, and after the last
+    save_every: int | None = None  # write output_dir/checkpoint.pt this often, and at the end
+    output_dir: str | None = None  # where checkpoints go; None: no checkpoints
+    seed: int = 0  # data order, dynamic masks and dropout all derive from it
+    mixed_precision: bool | None = None  # bf16 autocast; None: on where supported (CUDA + bf16)
+    device: str | None = None  # None: "cuda" if available (cuda:LOCAL_RANK under torchrun), else "cpu"
+    progress_bar: bool = True  # a tqdm bar on the first process
+
+    def __post_init__(self):
+        for name in ("max_steps", "batch_size", "gradient_accumulation_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        for name in ("eval_every", "save_every"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if self.warmup_steps > self.max_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} exceeds max_steps={self.max_steps}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        if self.save_every is not None and self.output_dir is None:
+            raise ValueError("save_every needs output_dir: the folder where checkpoint.pt is written")
+
+
+@dataclass
+class History:
+    """What a run records, ready to plot or to turn into a DataFrame.
+
+    Attributes:
+        train: one dict per step: `step` (1 = after the first update), `loss` (mean over the
+            step's micro-batches and processes), `lr`, `grad_norm` (before clipping),
+            `tokens` (non-padding input tokens of the step), `seconds` (wall time since the run
+            started; a resumed run counts on from the checkpoint).
+        eval: one dict per evaluation: `step` and whatever `eval_fn` returned.
+
+    Example:
+        >>> plt.plot(history.steps, history.losses)
+        >>> steps, accuracy = history.metric("mlm_accuracy")
+        >>> pandas.DataFrame(history.train)
+    """
+
+    train: list[dict] = field(default_factory=list)
+    eval: list[dict] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[int]:
+        return [record["step"] for record in self.train]
+
+    @property
+    def losses(self) -> list[float]:
+        return [record["loss"] for record in self.train]
+
+    def metric(self, name: str) -> tuple[list[int], list[float]]:
+        """The steps and values of one evaluation metric."""
+        records = [r for r in self.eval if name in r]
+        if not records and self.eval:
+            raise KeyError(f"no metric {name!r}; eval_fn returned {sorted(set(self.eval[0]) - {'step'})}")
+        return [r["step"] for r in records], [r[name] for r in records]
+
+
+# ---------------------------------------------------------------------------------------
+# The pieces: seeds, schedule, optimizer, batches
+# ---------------------------------------------------------------------------------------
+def derive_seed(*numbers: int) -> int:
+    """Combine integers into one seed: `derive_seed(seed, epoch)` differs for every epoch.
+
+    Arithmetic, not Python's `hash`, so every process and every run computes the same value.
+    """
+    seed = 0
+    for n in numbers:
+        seed = (seed * 1_000_003 + int(n)) % (2**63)
+    return seed
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's and torch's generators (CPU and every GPU); call it before building a model."""
+    random.seed(seed)
+    torch.manual_seed(seed)  # seeds the CUDA generators too
+
+
+def lr_at(step: int, learning_rate: float, warmup_steps: int, max_steps: int) -> float:
+    """The learning rate of update number `step` (0 = the first update).
+
+    1) warmup: rise linearly, reaching `learning_rate` at the last warmup step;
+    2) decay: fall linearly from `learning_rate` to 0 at `max_steps`.
+    (Hugging Face's linear schedule starts at exactly 0, so its first update does nothing;
+    here the first update uses learning_rate / warmup_steps.)
+    """
+    if step < warmup_steps:  # 1) warmup
+        return learning_rate * (step + 1) / warmup_steps
+    remaining = (max_steps - step) / max(1, max_steps - warmup_steps)  # 2) decay: 1 -> 0
+    return learning_rate * max(0.0, remaining)
+
+
+def make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
+    """AdamW with two groups: weight matrices decay, biases and LayerNorm weights do not.
+
+    A parameter with 2 or more dimensions is a matrix (linear weights, embeddings); 1-D ones
+    are biases and LayerNorm scales, where decay toward 0 only hurts (Google's BERT excludes
+    `bias` and `LayerNorm` by name: the same set).
+    """
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.learning_rate,
+                             betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Full global batches in one pass over the data (a last, smaller batch is dropped)."""
+    if num_examples < batch_size:
+        raise ValueError(f"the dataset has {num_examples} examples, fewer than batch_size={batch_size}")
+    return num_examples // batch_size
+
+
+def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> tuple[list[int], int]:
+    """The example indices of global batch number `step`, and its epoch.
+
+    Epoch e visits the examples in the order of a permutation seeded by `(seed, e)`. The
+    batch depends on the step alone, so a resumed run draws exactly the batches the
+    uninterrupted run would have drawn.
+    """
+    per_epoch = steps_per_epoch(num_examples, batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
+    return order[k * batch_size:(k + 1) * batch_size].tolist(), epoch
+
+
+def default_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The loss every bertedu head computes when given labels: `model(**batch).loss`."""
+    loss = model(**batch).loss
+    if loss is None:
+        raise ValueError(f"the model returned no loss: the batch has keys {sorted(batch)}, "
+                         "and a head needs its labels (labels, next_sentence_label, start_positions...)")
+    return loss
+
+
+def count_tokens(batch: dict) -> int:
+    """Non-padding input tokens of a batch (all of input_ids when there is no attention_mask)."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return batch["input_ids"].numel() if "input_ids" in batch else 0
+
+
+# ---------------------------------------------------------------------------------------
+# Processes and devices
+# ---------------------------------------------------------------------------------------
+def distributed_setup() -> tuple[int, int, int]:
+    """Return `(rank, local_rank, world_size)`, joining the process group under torchrun.
+
+    torchrun sets RANK, LOCAL_RANK and WORLD_SIZE (plus the rendezvous address) in each
+    process's environment; a plain `python` run is rank 0 of 1 and starts no group.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return rank, local_rank, world_size
+
+
+def pick_device(requested: str | None, local_rank: int) -> torch.device:
+    if requested is not None:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={requested!r} but no CUDA GPU is available: use 'cpu'")
+        return device
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)  # one GPU per process
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def use_mixed_precision(requested: bool | None, device: torch.device) -> bool:
+    """bf16 autocast: on by default on a GPU with bf16 (Ampere or newer), off on the CPU."""
+    if requested is None:
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return requested
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+            for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------
+def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    step: int, history: History, config: TrainingConfig,
+                    rng_states: list[dict] | None = None) -> Path:
+    """Write everything needed to continue a run, atomically.
+
+    The file holds the model and optimizer state dicts, the step (which is also the whole
+    state of the learning-rate schedule, a pure function of the step), the random-number
+    generator states of every process, the history and the config. It is written to a
+    temporary file and renamed over `path`, so a crash mid-write leaves the previous
+    checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_states if rng_states is not None else [rng_state()],
+        "history": {"train": history.train, "eval": history.eval},
+        "config": dataclasses.asdict(config),
+    }
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read and check a training checkpoint; refuse truncated or foreign files.
+
+    Nothing is loaded into a model here, so a refused file changes nothing: the model, the
+    optimizer and any other checkpoint stay as they were.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no training checkpoint at {path}")
+    try:
+        # weights_only=True: plain tensors and containers only, so a file cannot run code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} cannot be read as a training checkpoint ({type(error).__name__}: "
+                         f"{error}); it is truncated or not a torch file. Nothing was loaded: "
+                         "resume from an earlier checkpoint or start afresh") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a bertedu training checkpoint (no format marker "
+                         f"{CHECKPOINT_FORMAT!r}); a Hugging Face model folder loads with "
+                         "from_pretrained, not as a checkpoint to resume")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is a version {state.get('version')!r} checkpoint; this "
+                         f"bertedu reads version {CHECKPOINT_VERSION}")
+    missing = [k for k in ("step", "model", "optimizer", "rng", "history", "config") if k not in state]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}: it is incomplete")
+    return state
+
+
+def load_checkpoint(path: str | Path, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None) -> dict:
+    """Load a checkpoint's model (and optimizer) state; return the whole checkpoint dict.
+
+    Every check runs before anything is copied, so a refused checkpoint leaves the model
+    as it was.
+    """
+    state = read_checkpoint(path)
+    expected = model.state_dict()
+    saved = state["model"]
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong_shape = [k for k in expected if k in saved and saved[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise ValueError(f"{path} was saved from a different model: missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}; build "
+                         "the model with the config of the run you resume")
+    model.load_state_dict(saved)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
+# ---------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------
+def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
+          collate_fn: Callable[[list], dict],
+          eval_fn: Callable[[nn.Module], dict] | None = None,
+          loss_fn: Callable[[nn.Module, dict], torch.Tensor] = default_loss,
+          resume_from: str | Path | None = None) -> History:
+    """Train `model` on `dataset` for `config.max_steps` optimizer updates.
+
+    Args:
+        model: any `nn.Module`; with the default `loss_fn`, `model(**batch).loss` is minimised.
+        dataset: a sequence of examples (`len` and `dataset[i]`). If it has `set_epoch(e)`,
+            it is called when epoch e starts (dynamic masking uses it).
+        config: a `TrainingConfig`.
+        collate_fn: turns a list of examples into a dict of tensors, e.g. `{"input_ids":
+            [B, T], "attention_mask": [B, T], "labels": ...}`.
+        eval_fn: `eval_fn(model) -> {"name": value}`, called with the model in eval mode and
+            gradients off, every `config.eval_every` steps and after the last step (on the
+            first process only). It does not disturb the training's random numbers.
+        loss_fn: `loss_fn(model, batch) -> scalar loss`; default `model(**batch).loss`.
+        resume_from: a checkpoint file (or a folder holding `checkpoint.pt`) to continue.
+            The run continues exactly; its settings (`RESUME_MUST_MATCH`) must be the same.
+
+    Returns:
+        The `History` (complete on the first process). The model is left on the device, in
+        eval mode.
+    """
+    if len(dataset) == 0:
+        raise ValueError("the dataset is empty")
+    rank, local_rank, world_size = distributed_setup()
+    device = pick_device(config.device, local_rank)
+    micro_batches = world_size * config.gradient_accumulation_steps
+    if config.batch_size % micro_batches:
+        raise ValueError(f"batch_size={config.batch_size} must divide evenly into world_size="
+                         f"{world_size} x gradient_accumulation_steps={config.gradient_accumulation_steps}")
+    steps_per_epoch(len(dataset), config.batch_size)  # fail now if the data is too small
+    amp = use_mixed_precision(config.mixed_precision, device)
+    first = rank == 0
+
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    history, first_step = History(), 0
+    set_seed(derive_seed(config.seed, rank))  # dropout differs between processes, as it should
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optimizer)
+        changed = {k: (state["config"].get(k), getattr(config, k)) for k in RESUME_MUST_MATCH
+                   if state["config"].get(k) != getattr(config, k)}
+        if changed:
+            raise ValueError(f"cannot resume {resume_from}: settings differ from the saved run "
+                             f"(saved, now): {changed}; resume with the same settings, or start a "
+                             "new run from the saved model")
+        first_step = state["step"]
+        history = History(train=list(state["history"]["train"]), eval=list(state["history"]["eval"]))
+        if len(state["rng"]) == world_size:
+            set_rng_state(state["rng"][rank])
+        else:
+            warnings.warn(f"the checkpoint was written by {len(state['rng'])} processes, this run has "
+                          f"{world_size}: dropout will draw different numbers than the original run")
+    # The forward pass, loss included, as one module: DDP must see the whole forward to
+    # average the gradients of all processes during backward(). DDP also copies process 0's
+    # parameters to the others at construction, so every process starts equal.
+    forward = ModelWithLoss(model, loss_fn)
+    if world_size > 1:
+        forward = nn.parallel.DistributedDataParallel(forward)
+
+    start_seconds = time.perf_counter() - (history.train[-1]["seconds"] if history.train else 0.0)
+    epoch_seen = None
+    bar = None
+    if config.progress_bar and first:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=config.max_steps, initial=first_step, desc="training", dynamic_ncols=True)
+
+    model.train()
+    for step in range(first_step, config.max_steps):  # step = updates done so far
+        # 1. This step's examples: the global batch, then this process's share of it.
+        indices, epoch = batch_indices(step, len(dataset), config.batch_size, config.seed)
+        if epoch != epoch_seen and hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        epoch_seen = epoch
+        share = indices[rank::world_size]
+
+        # 2. The learning rate of this step.
+        lr = lr_at(step, config.learning_rate, config.warmup_steps, config.max_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # 3. Forward and backward over the micro-batches; the gradients add up.
+        loss_sum, tokens = 0.0, 0
+        for m in range(config.gradient_accumulation_steps):
+            batch = to_device(collate_fn([dataset[i] for i in share[m::config.gradient_accumulation_steps]]), device)
+            tokens += count_tokens(batch)
+            last = m == config.gradient_accumulation_steps - 1
+            # DDP would average gradients after every backward; only the last one needs it
+            sync = contextlib.nullcontext() if last or world_size == 1 else forward.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = forward(batch)
+                (loss / config.gradient_accumulation_steps).backward()
+            loss_sum += loss.item()
+        loss_value = loss_sum / config.gradient_accumulation_steps
+        if world_size > 1:  # report the mean over processes, the loss of the whole batch
+            totals = torch.tensor([loss_value, tokens], dtype=torch.float64, device=device)
+            dist.all_reduce(totals)
+            loss_value, tokens = totals[0].item() / world_size, int(totals[1].item())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"the loss is {loss_value} at step {step + 1}: lower the learning "
+                                     "rate, or check the labels (a batch with no labelled position has no loss)")
+
+        # 4. Clip the gradient norm, update, clear the gradients.
+        if config.max_grad_norm is not None:
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm).item()
+        else:  # an infinite max_norm only measures
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), float("inf")).item()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        # 5. Record, evaluate, save, counting this update: `done` updates are complete.
+        done = step + 1
+        history.train.append({"step": done, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                              "tokens": tokens, "seconds": time.perf_counter() - start_seconds})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+        is_last = done == config.max_steps
+        if eval_fn is not None and first and (is_last or (config.eval_every and done % config.eval_every == 0)):
+            history.eval.append({"step": done, **evaluate(model, eval_fn, device)})
+            if bar is not None:
+                bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4g}" for k, v in history.eval[-1].items()
+                                                      if k != "step" and isinstance(v, (int, float))))
+        if config.output_dir is not None and (is_last or (config.save_every and done % config.save_every == 0)):
+            states = [rng_state()]
+            if world_size > 1:  # every process's generators, so each resumes its own dropout
+                states = [None] * world_size
+                dist.all_gather_object(states, rng_state())
+            if first:
+                save_checkpoint(Path(config.output_dir) / CHECKPOINT_NAME, model, optimizer, done,
+                                history, config, states)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return history
+
+
+class ModelWithLoss(nn.Module):
+    """`forward(batch)` = `loss_fn(model, batch)`: the unit that DistributedDataParallel wraps.
+
+    A loss that calls parts of the model (e.g. `pretraining.pretraining_loss`, which runs
+    the encoder, then the MLM head on the chosen positions only) must still run inside
+    DDP's forward, or the gradients would silently not be averaged.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, dict], torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict], device: torch.device) -> dict:
+    """Run `eval_fn(model)` in eval mode without gradients, leaving the random state as it was,
+    so that evaluating (or not) never changes the training run."""
+    devices = [device] if device.type == "cuda" else []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            python_state = random.getstate()
+            metrics = eval_fn(model)
+            random.setstate(python_state)
+    finally:
+        model.train(was_training)
+    if not isinstance(metrics, dict):
+        raise TypeError(f"eval_fn must return a dict of metrics, got {type(metrics).__name__}")
+    return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
