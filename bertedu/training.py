@@ -382,6 +382,7 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
           collate_fn: Callable[[list], dict],
           eval_fn: Callable[[nn.Module], dict] | None = None,
           loss_fn: Callable[[nn.Module, dict], torch.Tensor] = default_loss,
+          batch_fn: Callable[[int, int, int, int], tuple[list[int], int]] = batch_indices,
           resume_from: str | Path | None = None) -> History:
     """Train `model` on `dataset` for `config.max_steps` optimizer updates.
 
@@ -396,6 +397,10 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
             gradients off, every `config.eval_every` steps and after the last step (on the
             first process only). It does not disturb the training's random numbers.
         loss_fn: `loss_fn(model, batch) -> scalar loss`; default `model(**batch).loss`.
+        batch_fn: `batch_fn(step, num_examples, batch_size, seed) -> (indices, epoch)`, the
+            global batch of each step; default `batch_indices` (random batches). It must be a
+            pure function of the step, so that resuming draws the same batches, e.g.
+            `finetuning.LengthGroupedBatches(dataset.lengths)` (examples of similar length).
         resume_from: a checkpoint file (or a folder holding `checkpoint.pt`) to continue.
             The run continues exactly; its settings (`RESUME_MUST_MATCH`) must be the same.
 
@@ -451,7 +456,7 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     model.train()
     for step in range(first_step, config.max_steps):  # step = updates done so far
         # 1. This step's examples: the global batch, then this process's share of it.
-        indices, epoch = batch_indices(step, len(dataset), config.batch_size, config.seed)
+        indices, epoch = batch_fn(step, len(dataset), config.batch_size, config.seed)
         if epoch != epoch_seen and hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         epoch_seen = epoch
