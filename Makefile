@@ -10,7 +10,7 @@ STAMP := $(VENV)/.bertedu-installed
 D2L := d2l==1.0.3
 PORT ?= 8000
 
-.PHONY: book test serve setup clean-book benchmark browser
+.PHONY: book test serve setup clean-book benchmark browser exercises
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ browser:
 test: $(STAMP)
 	@if [ -n "$$CI" ]; then $(MAKE) --no-print-directory browser; fi
 	$(BIN)/python -m pytest
+
+# The student versions of the exercises (no solutions) in exercises/release/; see book/instructors.md
+exercises: $(STAMP)
+	cd exercises && ../$(BIN)/python -m nbgrader generate_assignment "*" --no-db --force
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/model_speed.py
