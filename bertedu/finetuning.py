@@ -62,6 +62,22 @@ def pad_sequences(sequences: Sequence[Sequence[int] | torch.Tensor], padding_val
     return out
 
 
+def pad_inputs(items: list[dict], pad_token_id: int) -> dict:
+    """Pad the encoder inputs of a batch to its longest example (dynamic padding).
+
+    Returns:
+        `input_ids` (padded with `pad_token_id`), `token_type_ids` and `attention_mask`
+        (1 = token, 0 = padding): LongTensors `[B, max T_i]`.
+    """
+    if len(items) == 0:
+        raise ValueError("cannot collate an empty list of examples")
+    return {
+        "input_ids": pad_sequences([item["input_ids"] for item in items], pad_token_id),
+        "token_type_ids": pad_sequences([item["token_type_ids"] for item in items], 0),
+        "attention_mask": pad_sequences([[1] * len(item["input_ids"]) for item in items], 0),
+    }
+
+
 def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
     """Pad a list of `SequenceClassificationDataset` items to the longest one (dynamic padding).
 
@@ -76,13 +92,7 @@ def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
         `input_ids`, `token_type_ids`, `attention_mask`: LongTensors `[B, T]` with
         `T = max T_i`; `labels`: `[B]` if the items have labels.
     """
-    if len(items) == 0:
-        raise ValueError("cannot collate an empty list of examples")
-    batch = {
-        "input_ids": pad_sequences([item["input_ids"] for item in items], pad_token_id),
-        "token_type_ids": pad_sequences([item["token_type_ids"] for item in items], 0),
-        "attention_mask": pad_sequences([[1] * len(item["input_ids"]) for item in items], 0),
-    }
+    batch = pad_inputs(items, pad_token_id)
     with_labels = sum("labels" in item for item in items)
     if with_labels not in (0, len(items)):
         raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")

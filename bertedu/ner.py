@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .data import CONLL_NER_LABELS
-from .finetuning import model_device, pad_sequences, sorted_batches
+from .finetuning import model_device, pad_inputs, pad_sequences, sorted_batches
 from .heads import IGNORE_INDEX
 from .training import to_device
 
@@ -184,13 +184,7 @@ def collate_token_classification(items: Sequence[dict], pad_token_id: int) -> di
         `input_ids`, `token_type_ids`, `attention_mask` and (if the items have them)
         `labels`, all LongTensors `[B, T]`.
     """
-    if len(items) == 0:
-        raise ValueError("cannot collate an empty list of examples")
-    batch = {
-        "input_ids": pad_sequences([item["input_ids"] for item in items], pad_token_id),
-        "token_type_ids": pad_sequences([item["token_type_ids"] for item in items], 0),
-        "attention_mask": pad_sequences([[1] * len(item["input_ids"]) for item in items], 0),
-    }
+    batch = pad_inputs(items, pad_token_id)
     with_labels = sum("labels" in item for item in items)
     if with_labels not in (0, len(items)):
         raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")

@@ -38,7 +38,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .finetuning import model_device, pad_sequences, sorted_batches
+from .finetuning import model_device, pad_inputs, sorted_batches
 from .training import to_device
 
 
@@ -270,13 +270,7 @@ def collate_qa(items: Sequence[dict], pad_token_id: int) -> dict:
         `input_ids`, `token_type_ids`, `attention_mask`: LongTensors `[B, T]`; and, when the
         items have them, `start_positions`, `end_positions`: `[B]`.
     """
-    if len(items) == 0:
-        raise ValueError("cannot collate an empty list of examples")
-    batch = {
-        "input_ids": pad_sequences([item["input_ids"] for item in items], pad_token_id),
-        "token_type_ids": pad_sequences([item["token_type_ids"] for item in items], 0),
-        "attention_mask": pad_sequences([[1] * len(item["input_ids"]) for item in items], 0),
-    }
+    batch = pad_inputs(items, pad_token_id)
     with_positions = sum("start_positions" in item for item in items)
     if with_positions not in (0, len(items)):
         raise ValueError(f"{with_positions} of the {len(items)} items have answer positions: a batch needs all or none")
