@@ -83,13 +83,16 @@ def main():
     base = baselines(data["train_examples"], data["eval_dataset"], tokenizer)
     final = history.eval[-1]
     print("\nheld-out curve (test split):")
-    print("  step  train_loss  mlm_loss  mlm_acc  nsp_acc")
+    print("  step  train_loss  mlm_loss  mlm_acc  mlm_acc@[MASK]  nsp_acc")
     for record in history.eval:
         train_loss = history.train[record["step"] - 1]["loss"]
         print(f"  {record['step']:4d}  {train_loss:10.3f}  {record['mlm_loss']:8.3f}  "
-              f"{record['mlm_accuracy']:7.3f}  {record['nsp_accuracy']:7.3f}")
+              f"{record['mlm_accuracy']:7.3f}  {record['mlm_masked_accuracy']:14.3f}  {record['nsp_accuracy']:7.3f}")
+    top = tokenizer.convert_ids_to_tokens(base['mlm_unigram_token'])
     print(f"\nheld-out MLM accuracy {final['mlm_accuracy']:.3f} vs unigram baseline "
-          f"{base['mlm_unigram_accuracy']:.3f} (always {tokenizer.convert_ids_to_tokens(base['mlm_unigram_token'])!r})")
+          f"{base['mlm_unigram_accuracy']:.3f} (always {top!r})")
+    print(f"held-out MLM accuracy at [MASK] positions {final['mlm_masked_accuracy']:.3f} vs unigram baseline "
+          f"{base['mlm_masked_unigram_accuracy']:.3f}")
     print(f"held-out NSP accuracy {final['nsp_accuracy']:.3f} vs majority baseline {base['nsp_majority_accuracy']:.3f}")
     print(f"wall time {total_seconds:.0f} s: data {prep_seconds:.0f} s, training steps {step_seconds:.0f} s, "
           f"{len(eval_seconds)} evaluations {sum(eval_seconds):.0f} s")

@@ -17,7 +17,7 @@ from bertedu.pretraining import (IS_NEXT, NOT_NEXT, NspExample, PretrainingDatas
                                  encode_pair, evaluate_pretraining, mask_tokens, pretraining_loss,
                                  split_sentences, tokenize_documents, truncate_pair, wikitext_documents)
 from bertedu.tokenization import BertTokenizer
-from bertedu.training import TrainingConfig, set_seed, train
+from bertedu.training import TrainingConfig, derive_seed, set_seed, train
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4
@@ -319,6 +319,10 @@ def test_mlm_loss_counts_only_chosen_positions():
     tokenizer, _, dataset = small_dataset("static")
     batch = dataset.collate([dataset[i] for i in range(8)])
     assert (batch["attention_mask"] == 0).any()  # the batch has padding
+    chosen = batch["labels"] != IGNORE_INDEX
+    assert not chosen[batch["attention_mask"] == 0].any()  # padding carries no label
+    real_words = (batch["attention_mask"] == 1) & (batch["input_ids"] > 4)  # ids 0..4 are special
+    assert chosen.sum() < 0.25 * real_words.sum()  # only the chosen ~15% carry a label
     torch.manual_seed(0)
     model = tiny_model(tokenizer.vocab_size).eval()
     out = model(**batch)
@@ -338,7 +342,6 @@ def test_mlm_loss_counts_only_chosen_positions():
 
     # changing the logits of unchosen and padded positions leaves the loss alone
     from bertedu.heads import masked_lm_loss
-    chosen = batch["labels"] != IGNORE_INDEX
     noisy = out.logits.clone()
     noisy[~chosen] += 5 * torch.randn_like(noisy[~chosen])
     torch.testing.assert_close(masked_lm_loss(noisy, batch["labels"]), mlm, rtol=0, atol=1e-6)
@@ -356,6 +359,10 @@ def test_evaluate_pretraining_matches_the_full_forward():
     logits, labels = out.logits[chosen], batch["labels"][chosen]
     assert metrics["mlm_accuracy"] == pytest.approx((logits.argmax(-1) == labels).float().mean().item(), abs=1e-9)
     assert metrics["mlm_loss"] == pytest.approx(F.cross_entropy(logits, labels).item(), abs=1e-5)
+    masked = batch["input_ids"][chosen] == tokenizer.mask_token_id  # the 80% that show [MASK]
+    assert 0 < masked.sum() < chosen.sum()
+    assert metrics["mlm_masked_accuracy"] == pytest.approx(
+        (logits.argmax(-1) == labels)[masked].float().mean().item(), abs=1e-9)
     nsp = out.seq_relationship_logits
     assert metrics["nsp_accuracy"] == pytest.approx(
         (nsp.argmax(-1) == batch["next_sentence_label"]).float().mean().item(), abs=1e-9)
@@ -372,6 +379,11 @@ def test_baselines_predict_the_most_frequent_token_and_label():
     result = baselines(train_examples, eval_dataset, tokenizer)
     assert result["mlm_unigram_token"] == 5  # 4 times in training; [CLS] (id 2, 5 times) is special
     assert result["mlm_unigram_accuracy"] == pytest.approx(10 / 25)  # every position chosen
+    inputs = torch.cat([eval_dataset[i]["input_ids"] for i in range(2)])
+    labels = torch.cat([eval_dataset[i]["labels"] for i in range(2)])
+    masked = (inputs == tokenizer.mask_token_id) & (labels != IGNORE_INDEX)
+    assert 0 < masked.sum() < 25
+    assert result["mlm_masked_unigram_accuracy"] == pytest.approx((labels[masked] == 5).float().mean().item())
     assert result["nsp_majority_accuracy"] == pytest.approx(0.5)
 
 
@@ -396,6 +408,26 @@ def test_a_few_steps_reduce_the_pretraining_loss():
     assert sum(history.losses[-5:]) / 5 < sum(history.losses[:5]) / 5 - 0.5
     assert after["mlm_loss"] < before["mlm_loss"] - 0.5
     assert after["mlm_accuracy"] > before["mlm_accuracy"] + 0.1
+
+
+def test_prepare_pretraining_data_makes_dupe_factor_passes():
+    import dataclasses
+
+    from bertedu.pretraining import prepare_pretraining_data
+
+    tokenizer = word_tokenizer(40)
+    rng = random.Random(0)
+    documents = [[" ".join(f"w{rng.randrange(40)}" for _ in range(rng.randint(3, 9))) for _ in range(6)]
+                 for _ in range(8)]
+    recipe = dataclasses.replace(PretrainingRecipe(), max_seq_length=24, dupe_factor=3, eval_examples=10)
+    data = prepare_pretraining_data(documents, documents[:4], tokenizer, recipe)
+    one_pass = create_nsp_examples(tokenize_documents(documents, tokenizer), 24, recipe.short_seq_prob,
+                                   seed=derive_seed(recipe.seed, 0))
+    assert data["train_examples"][:len(one_pass)] == one_pass
+    assert data["train_examples"][len(one_pass):2 * len(one_pass)] != one_pass  # a different cut
+    assert len(data["train_examples"]) > 2.5 * len(one_pass)
+    assert len(data["train_dataset"]) == len(data["train_examples"])
+    assert len(data["eval_dataset"]) == 10 and data["eval_dataset"].masking == "static"
 
 
 def test_recipe_builds_its_configs():

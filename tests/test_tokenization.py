@@ -427,6 +427,19 @@ def test_train_wordpiece_tiny_corpus_exact():
     assert "H" in cased and "h" in cased
 
 
+def test_train_wordpiece_frequency_scoring_merges_the_most_frequent_pair():
+    # The same corpus with BPE's rule. Pair counts: ##u ##g 20, p ##u 17, ##u ##n 16, h ##u 15.
+    # 1st: ##u + ##g -> "##ug" (20). Then ##u ##n 16 > h ##ug 15 > p ##u 12 -> "##un".
+    # 3rd: h ##ug 15 > p ##un 12 -> "hug" (the Hugging Face course's BPE example: ug, un, hug).
+    corpus = ["hug"] * 10 + ["pug"] * 5 + ["pun"] * 12 + ["bun"] * 4 + ["Hugs"] * 5
+    vocab = train_wordpiece(corpus, vocab_size=15, scoring="frequency")
+    assert vocab[:12] == train_wordpiece(corpus, vocab_size=12)  # same start as "likelihood"
+    assert vocab[12:] == ["##ug", "##un", "hug"]
+    assert BertTokenizer(vocab=vocab).tokenize("hugs pun") == ["hug", "##s", "p", "##un"]
+    with pytest.raises(ValueError, match='scoring must be "likelihood" or "frequency"'):
+        train_wordpiece(corpus, vocab_size=15, scoring="bpe")
+
+
 def naive_train_wordpiece(texts, vocab_size, min_frequency):
     """The same algorithm, recounting everything after every merge, with exact fractions:
     slow, but obviously right."""
