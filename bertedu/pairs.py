@@ -1,0 +1,151 @@
+"""Sentence pairs without a pair input: the bi-encoder side of chapter 9.
+
+A cross-encoder reads both sentences at once, `[CLS] A [SEP] B [SEP]`, and a head on top
+scores the pair (`BertForSequenceClassification`, with `finetuning.SequenceClassificationDataset`
+building the inputs). A bi-encoder reads each sentence alone, turns it into one vector, and
+compares the vectors; Sentence-BERT (Reimers & Gurevych 2019) takes the mean of the last
+layer's token vectors and the cosine of two means. The checkpoint of the book,
+all-MiniLM-L6-v2, was trained for exactly that, so it scores sentence similarity with no
+fine-tuning at all. This module holds that recipe:
+
+- `mean_pool`: the mean of the token vectors of each sentence, padding left out;
+- `embed_sentences`: one vector per sentence, in length-sorted batches, each distinct
+  sentence encoded once;
+- `cosine_scores`: the cosine of the vectors of `sentences_a[i]` and `sentences_b[i]`;
+- `majority_baseline`: what always predicting the most frequent training class scores.
+
+Example:
+    >>> model = BertModel.from_pretrained(minilm_path())
+    >>> tokenizer = BertTokenizer.from_pretrained(minilm_path())
+    >>> cosine_scores(model, tokenizer, ["A man is playing a guitar."], ["A man plays the guitar."])
+    tensor([0.93...])
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .metrics import accuracy
+
+__all__ = ["mean_pool", "embed_sentences", "cosine_scores", "majority_baseline"]
+
+
+def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each sequence's token vectors, padding left out.
+
+    `[CLS]` and `[SEP]` count as tokens, as in sentence-transformers' `Pooling` with
+    `pooling_mode_mean_tokens`, the pooling all-MiniLM-L6-v2 was trained with.
+
+    Args:
+        last_hidden_state: FloatTensor `[B, T, H]`, the encoder's last layer.
+        attention_mask: `[B, T]`, 1 = token, 0 = padding.
+
+    Returns:
+        FloatTensor `[B, H]`: `sum_t mask[b, t] h[b, t] / sum_t mask[b, t]`.
+    """
+    if last_hidden_state.dim() != 3:
+        raise ValueError(f"last_hidden_state must be [B, T, H], got shape {tuple(last_hidden_state.shape)}")
+    if attention_mask.shape != last_hidden_state.shape[:2]:
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, but last_hidden_state is "
+                         f"{tuple(last_hidden_state.shape)}: the mask must be [B, T] of the same B and T")
+    mask = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1)  # (B, T, 1)
+    counts = mask.sum(dim=1)  # (B, 1)
+    if (counts == 0).any():
+        rows = (counts[:, 0] == 0).nonzero().flatten().tolist()
+        raise ValueError(f"rows {rows} of attention_mask are all 0: a sequence needs at least one token "
+                         "(a tokenized sentence always has [CLS] and [SEP])")
+    return (last_hidden_state * mask).sum(dim=1) / counts  # (B, H)
+
+
+def _check_sentences(sentences, name: str) -> list[str]:
+    if isinstance(sentences, str) or not isinstance(sentences, Sequence):
+        raise TypeError(f"{name} must be a list of strings, got {type(sentences).__name__}")
+    if len(sentences) == 0:
+        raise ValueError(f"{name} is empty: give at least one sentence")
+    for i, sentence in enumerate(sentences):
+        if not isinstance(sentence, str):
+            raise TypeError(f"{name}[{i}] is a {type(sentence).__name__}, not a string")
+    return list(sentences)
+
+
+@torch.no_grad()
+def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch_size: int = 64,
+                    max_length: int = 128) -> torch.Tensor:
+    """One mean-pooled vector per sentence, each sentence read alone.
+
+    Distinct sentences are encoded once, in batches of similar length (little padding);
+    the rows come back in the order of `sentences`. The model is put in eval mode (no
+    dropout) and given back in the mode it came in.
+
+    Args:
+        model: a `bertedu.BertModel` (anything returning `last_hidden_state`).
+        tokenizer: a `bertedu.tokenization.BertTokenizer`.
+        sentences: `N` strings.
+        batch_size: sentences per forward pass.
+        max_length: longest encoding, `[CLS]` and `[SEP]` included; longer sentences are cut.
+
+    Returns:
+        FloatTensor `[N, H]` on the CPU.
+    """
+    sentences = _check_sentences(sentences, "sentences")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    distinct = sorted(set(sentences), key=lambda s: (len(s), s))  # similar lengths meet in a batch
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()
+    vectors = {}
+    try:
+        for start in range(0, len(distinct), batch_size):
+            chunk = distinct[start:start + batch_size]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            hidden = model(**batch).last_hidden_state  # (B, T, H)
+            pooled = mean_pool(hidden, batch["attention_mask"]).float().cpu()  # (B, H)
+            vectors.update(zip(chunk, pooled))
+    finally:
+        model.train(was_training)
+    return torch.stack([vectors[s] for s in sentences])  # (N, H)
+
+
+def cosine_scores(model: nn.Module, tokenizer, sentences_a: Sequence[str], sentences_b: Sequence[str],
+                  **kwargs) -> torch.Tensor:
+    """The bi-encoder's similarity of each pair: cos(mean vector of A_i, mean vector of B_i).
+
+    Args:
+        sentences_a, sentences_b: `N` strings each; pair i is `(sentences_a[i], sentences_b[i])`.
+        **kwargs: `batch_size`, `max_length` (see `embed_sentences`).
+
+    Returns:
+        FloatTensor `[N]` of cosines in [-1, 1].
+    """
+    sentences_a = _check_sentences(sentences_a, "sentences_a")
+    sentences_b = _check_sentences(sentences_b, "sentences_b")
+    if len(sentences_a) != len(sentences_b):
+        raise ValueError(f"sentences_a has {len(sentences_a)} sentences but sentences_b has {len(sentences_b)}: "
+                         "give one B per A")
+    vectors = embed_sentences(model, tokenizer, sentences_a + sentences_b, **kwargs)  # (2N, H), one pass
+    a, b = vectors[:len(sentences_a)], vectors[len(sentences_a):]
+    return nn.functional.cosine_similarity(a, b, dim=-1)  # (N,)
+
+
+def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -> dict:
+    """Predict the most frequent class of the training labels for every evaluation example.
+
+    Ties go to the smaller class id, so the result does not depend on the order of the data.
+
+    Returns:
+        `{"label": the class predicted, "accuracy": its accuracy on eval_labels,
+        "predictions": [label] * len(eval_labels)}`; the predictions feed any other metric
+        (e.g. F1 of the positive class).
+    """
+    if len(train_labels) == 0 or len(eval_labels) == 0:
+        raise ValueError("majority_baseline needs at least one training and one evaluation label")
+    counts = Counter(train_labels)
+    if any(label is None for label in counts):
+        raise ValueError("train_labels contains None (an unlabelled test split?): pass labelled data")
+    label = min(counts, key=lambda c: (-counts[c], c))
+    predictions = [label] * len(eval_labels)
+    return {"label": label, "accuracy": accuracy(predictions, eval_labels), "predictions": predictions}
