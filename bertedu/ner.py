@@ -21,6 +21,17 @@ representation of the first sub-token as the input to the token-level classifier
 - `NerDataset` and `collate_token_classification` feed `bertedu.training.train`;
   `predict_tags` runs a model over a dataset and returns one tag list per sentence.
 
+The feature-based approach of the paper's section 5.3 (table 7) reads a frozen encoder
+instead of fine-tuning it:
+
+- `extract_word_features` runs the encoder once and keeps every layer's vector at each
+  word's first piece (`[L + 1, W, H]` per sentence), so many taggers can train on one cache;
+- `combine_layers` reads those layers the paper's six ways (`LAYER_COMBINATIONS`: the
+  embedding layer, the last, the second-to-last, the sum or concatenation of the last four,
+  a learned `ScalarMix` of all), and `FeatureTagger` is a small BiLSTM tagger on top;
+- `word_shape` gives a word's casing, the clue an uncased checkpoint never sees, as an
+  optional extra input of the tagger.
+
 A word the tokenizer turns into nothing (a lone control or zero-width character) and the
 words cut off by `max_length` have no piece: they get no loss in training and the tag "O"
 in `word_tags`.
@@ -35,7 +46,7 @@ from torch import nn
 
 from .data import CONLL_NER_LABELS
 from .finetuning import model_device, pad_inputs, pad_sequences, sorted_batches
-from .heads import IGNORE_INDEX
+from .heads import IGNORE_INDEX, HeadOutput
 from .training import to_device
 
 
@@ -300,4 +311,303 @@ def predict_tags(model: nn.Module, dataset: NerDataset, batch_size: int = 64) ->
                                     dataset.num_words[i])
     finally:
         model.train(was_training)
+    return tags
+
+
+# ---------------------------------------------------------------------------------------
+# The feature-based approach: a frozen encoder feeding a small tagger (BERT paper, 5.3)
+# ---------------------------------------------------------------------------------------
+LAYER_COMBINATIONS = ("embeddings", "last", "second_to_last", "sum_last_four", "concat_last_four",
+                      "weighted_sum")
+"""The six ways of reading a frozen encoder in table 7 of Devlin et al. (2019), in its order."""
+
+WORD_SHAPES = ("lower", "Capitalised", "UPPER", "other")
+"""What `word_shape` tells a tagger: the casing that an uncased checkpoint never sees."""
+
+
+def word_shape(word: str) -> int:
+    """The casing of a word, as an id into `WORD_SHAPES`.
+
+    Example:
+        >>> [WORD_SHAPES[word_shape(w)] for w in ["rejects", "German", "EU", "1996", "U.S."]]
+        ['lower', 'Capitalised', 'UPPER', 'other', 'UPPER']
+    """
+    if not isinstance(word, str):
+        raise TypeError(f"word must be a str, got {type(word).__name__} {word!r}")
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 3
+    if all(c.islower() for c in letters):
+        return 0
+    if all(c.isupper() for c in letters):
+        return 2 if len(letters) > 1 else 1  # "A", "I": one capital letter is Capitalised
+    return 1 if letters[0].isupper() else 3
+
+
+@torch.no_grad()
+def extract_word_features(encoder: nn.Module, dataset: NerDataset, batch_size: int = 64,
+                          dtype: torch.dtype = torch.float16) -> list[torch.Tensor]:
+    """Run a frozen encoder once and keep every layer's vector at each word's first piece.
+
+    The feature-based taggers read only these vectors, so the encoder runs once per
+    sentence whatever the number of taggers trained on them. Stored in float16 they take
+    half the memory; the taggers compute in float32.
+
+    Args:
+        encoder: a `BertModel` (or a head with a `.bert` encoder); put in eval mode.
+        dataset: a `NerDataset`.
+        batch_size: sentences per forward pass (length-sorted batches).
+        dtype: how the features are stored.
+
+    Returns:
+        `N` tensors, sentence i of shape `[L + 1, W_i, H]`: layer 0 is the embedding layer's
+        output, layer l the output of block l; `W_i = dataset.num_words[i]`. A word without
+        a piece (cut off by `max_length`) gets zeros.
+    """
+    encoder = getattr(encoder, "bert", encoder)
+    device, was_training = model_device(encoder), encoder.training
+    encoder.eval()
+    features = [None] * len(dataset)
+    try:
+        for indices in sorted_batches(dataset.lengths, batch_size):
+            batch = dataset.collate([dataset[i] for i in indices])
+            batch.pop("labels", None)
+            out = encoder(**to_device(batch, device), output_hidden_states=True)
+            hidden = torch.stack(out.hidden_states, dim=1).to("cpu", dtype)  # (B, L+1, T, H)
+            for b, i in enumerate(indices):
+                W = dataset.num_words[i]
+                words = torch.zeros(hidden.shape[1], W, hidden.shape[-1], dtype=dtype)  # (L+1, W, H)
+                seen = set()
+                for t, w in enumerate(dataset.word_ids[i]):
+                    if w is not None and w not in seen:  # the word's first piece
+                        words[:, w] = hidden[b, :, t]
+                        seen.add(w)
+                features[i] = words
+    finally:
+        encoder.train(was_training)
+    return features
+
+
+class ScalarMix(nn.Module):
+    """A learned weighted sum of layers (ELMo's scalar mix, Peters et al. 2018, eq. 1).
+
+    `mix = gamma * sum_j softmax(s)_j h_j`: one weight per layer, kept positive and summing
+    to 1 by the softmax, and a scale gamma. It starts as the plain mean of the layers.
+
+    Args:
+        num_layers: how many layers are mixed (`L + 1` with the embedding layer).
+    """
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        self.scalars = nn.Parameter(torch.zeros(num_layers))
+        self.gamma = nn.Parameter(torch.ones(()))
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """`[num_layers]`: softmax(s), the share of each layer."""
+        return self.scalars.softmax(-1)
+
+    def forward(self, layers: torch.Tensor) -> torch.Tensor:
+        """layers `[..., num_layers, W, H]` -> `[..., W, H]`."""
+        if layers.dim() < 3 or layers.shape[-3] != len(self.scalars):
+            raise ValueError(f"layers must be [..., {len(self.scalars)}, W, H], got {tuple(layers.shape)}")
+        return self.gamma * (self.weights[:, None, None] * layers).sum(-3)
+
+
+def combine_layers(layers: torch.Tensor, how: str, mix: ScalarMix | None = None) -> torch.Tensor:
+    """One vector per word from the stacked layers, the ways of the BERT paper's table 7.
+
+    With `L + 1` layers (0 = embeddings, L = last block):
+
+    - `embeddings`: layer 0; `last`: layer L; `second_to_last`: layer L - 1;
+    - `sum_last_four`: layers L-3..L added; `concat_last_four`: the same four concatenated
+      (4H wide, in the order L-3, ..., L);
+    - `weighted_sum`: `mix(layers)`, a learned `ScalarMix` over all layers.
+
+    Args:
+        layers: `[..., L + 1, W, H]`, e.g. one sentence of `extract_word_features` or a batch.
+        how: one of `LAYER_COMBINATIONS`.
+        mix: the `ScalarMix` for `weighted_sum`.
+
+    Returns:
+        `[..., W, H]`, or `[..., W, 4H]` for `concat_last_four`.
+    """
+    if how not in LAYER_COMBINATIONS:
+        raise ValueError(f"how={how!r}: choose one of {LAYER_COMBINATIONS}")
+    if layers.dim() < 3:
+        raise ValueError(f"layers must be [..., L + 1, W, H], got shape {tuple(layers.shape)}")
+    n = layers.shape[-3]
+    if how in ("sum_last_four", "concat_last_four") and n < 5:
+        raise ValueError(f"{how} needs 4 blocks besides the embedding layer, the features have {n - 1}")
+    if how == "second_to_last" and n < 3:
+        raise ValueError(f"second_to_last needs 2 blocks besides the embedding layer, the features have {n - 1}")
+    if how == "embeddings":
+        return layers[..., 0, :, :]
+    if how == "last":
+        return layers[..., -1, :, :]
+    if how == "second_to_last":
+        return layers[..., -2, :, :]
+    if how == "sum_last_four":
+        return layers[..., -4:, :, :].sum(-3)
+    if how == "concat_last_four":
+        return torch.cat([layers[..., j, :, :] for j in range(-4, 0)], dim=-1)
+    if mix is None:
+        raise ValueError("weighted_sum needs mix, a ScalarMix(num_layers)")
+    return mix(layers)
+
+
+class WordFeatureDataset:
+    """Cached frozen features of sentences, with their tags, for a feature-based tagger.
+
+    `dataset[i]` is `{"features": [L + 1, W_i, H] (as stored), "labels": [W_i]}`, plus
+    `"shapes": [W_i]` (`word_shape` ids) if the words were given; `dataset.collate` pads a
+    batch and `dataset.lengths` (the word counts) feeds `LengthGroupedBatches`.
+
+    Args:
+        features: `N` tensors `[L + 1, W_i, H]` (`extract_word_features`).
+        tags: `N` lists of `W_i` IOB2 tags (e.g. `NerDataset.tags`), or None to tag new text.
+        label_names: the tag set, `CONLL_NER_LABELS` by default.
+        words: `N` lists of `W_i` words: adds each word's casing (`word_shape`) to the items.
+    """
+
+    def __init__(self, features: Sequence[torch.Tensor], tags: Sequence[Sequence[str]] | None = None,
+                 label_names: Sequence[str] = CONLL_NER_LABELS, words: Sequence[Sequence[str]] | None = None):
+        if len(features) == 0:
+            raise ValueError("features is empty: a dataset needs at least one sentence")
+        for name, values in (("tags", tags), ("words", words)):
+            if values is not None and len(values) != len(features):
+                raise ValueError(f"{name} has {len(values)} sentences but features has {len(features)}")
+        self.label_names = list(label_names)
+        label_id = {name: i for i, name in enumerate(self.label_names)}
+        shape = tuple(features[0].shape[::2])  # (L + 1, H)
+        self.items, self.lengths = [], []
+        for i, f in enumerate(features):
+            if f.dim() != 3 or tuple(f.shape[::2]) != shape:
+                raise ValueError(f"features[{i}] has shape {tuple(f.shape)}; every sentence must be "
+                                 f"[{shape[0]}, W, {shape[1]}] like features[0]")
+            W = f.shape[1]
+            item = {"features": f}
+            if tags is not None:
+                if len(tags[i]) != W:
+                    raise ValueError(f"sentence {i} has {W} feature vectors but {len(tags[i])} tags: "
+                                     "give one tag per word")
+                unknown = [t for t in tags[i] if t not in label_id]
+                if unknown:
+                    raise ValueError(f"sentence {i}: tag {unknown[0]!r} is not one of label_names {self.label_names}")
+                item["labels"] = torch.tensor([label_id[t] for t in tags[i]])
+            if words is not None:
+                if len(words[i]) != W:
+                    raise ValueError(f"sentence {i} has {W} feature vectors but {len(words[i])} words")
+                item["shapes"] = torch.tensor([word_shape(w) for w in words[i]])
+            self.items.append(item)
+            self.lengths.append(W)
+        self.tags = [list(t) for t in tags] if tags is not None else []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return dict(self.items[i])
+
+    def collate(self, items: Sequence[dict]) -> dict:
+        """Pad to the longest sentence: `features` float32 `[B, L + 1, W, H]`, `word_mask`
+        `[B, W]` (1 = word), `labels` `[B, W]` (-100 on padding), `shapes` `[B, W]`."""
+        if len(items) == 0:
+            raise ValueError("cannot collate an empty list of sentences")
+        B, W = len(items), max(item["features"].shape[1] for item in items)
+        n_layers, H = items[0]["features"].shape[::2]
+        features = torch.zeros(B, n_layers, W, H)
+        for b, item in enumerate(items):
+            features[b, :, : item["features"].shape[1]] = item["features"]
+        batch = {"features": features,
+                 "word_mask": pad_sequences([[1] * item["features"].shape[1] for item in items], 0)}
+        if "labels" in items[0]:
+            batch["labels"] = pad_sequences([item["labels"] for item in items], IGNORE_INDEX)
+        if "shapes" in items[0]:
+            batch["shapes"] = pad_sequences([item["shapes"] for item in items], 0)
+        return batch
+
+
+class FeatureTagger(nn.Module):
+    """A BiLSTM tagger on frozen BERT features: the feature-based NER of the BERT paper.
+
+    features `[B, L + 1, W, H]` -> `combine_layers(how)` -> dropout -> (casing embedding
+    concatenated, if `num_shapes`) -> linear to `projection_size` -> BiLSTM -> linear to
+    `num_labels`, one prediction per word. The paper's tagger is "a randomly initialized
+    two-layer 768-dimensional BiLSTM" on BERT-base; the defaults here are far smaller, to
+    train in seconds on a CPU.
+
+    Args:
+        num_layers: `L + 1`, the layers stored in the features.
+        hidden_size: `H`, the encoder's width.
+        num_labels: the tag set's size.
+        how: one of `LAYER_COMBINATIONS`.
+        lstm_size: hidden units per direction.
+        lstm_layers: stacked BiLSTM layers.
+        projection_size: the width the combined features are projected to before the BiLSTM.
+        num_shapes: if > 0, an embedding of the word's casing (`word_shape`, batch key
+            `shapes`) joins the features.
+        dropout: on the features and on the BiLSTM's output.
+    """
+
+    def __init__(self, num_layers: int, hidden_size: int, num_labels: int, how: str, lstm_size: int = 64,
+                 lstm_layers: int = 1, projection_size: int = 128, num_shapes: int = 0, dropout: float = 0.1):
+        super().__init__()
+        if how not in LAYER_COMBINATIONS:
+            raise ValueError(f"how={how!r}: choose one of {LAYER_COMBINATIONS}")
+        self.how, self.num_labels = how, num_labels
+        self.mix = ScalarMix(num_layers) if how == "weighted_sum" else None
+        width = 4 * hidden_size if how == "concat_last_four" else hidden_size
+        self.shape_embeddings = nn.Embedding(num_shapes, 16) if num_shapes else None
+        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(width + (16 if num_shapes else 0), projection_size)
+        self.lstm = nn.LSTM(projection_size, lstm_size, num_layers=lstm_layers, batch_first=True,
+                            bidirectional=True)
+        self.classifier = nn.Linear(2 * lstm_size, num_labels)
+
+    def forward(self, features: torch.Tensor, word_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, shapes: torch.Tensor | None = None) -> HeadOutput:
+        """features `[B, L + 1, W, H]`, word_mask `[B, W]`, labels `[B, W]` (-100 = ignore),
+        shapes `[B, W]` -> `HeadOutput(loss, logits [B, W, num_labels])`."""
+        B, _, W, _ = features.shape
+        if word_mask is None:
+            word_mask = torch.ones(B, W, dtype=torch.long, device=features.device)
+        x = self.dropout(combine_layers(features, self.how, self.mix))  # (B, W, H) or (B, W, 4H)
+        if self.shape_embeddings is not None:
+            if shapes is None:
+                raise ValueError("this tagger reads the words' casing: give `shapes` (WordFeatureDataset(words=...))")
+            x = torch.cat([x, self.shape_embeddings(shapes)], dim=-1)
+        x = self.projection(x)  # (B, W, projection_size)
+        lengths = word_mask.sum(-1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=W)  # (B, W, 2 lstm_size)
+        logits = self.classifier(self.dropout(out))  # (B, W, num_labels)
+        loss = None
+        if labels is not None:
+            if labels.shape != (B, W):
+                raise ValueError(f"labels must be [B, W] = {(B, W)}, got {tuple(labels.shape)}")
+            loss = nn.functional.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1),
+                                               ignore_index=IGNORE_INDEX)
+        return HeadOutput(loss=loss, logits=logits)
+
+
+@torch.no_grad()
+def predict_feature_tags(tagger: nn.Module, dataset: WordFeatureDataset, batch_size: int = 128) -> list[list[str]]:
+    """Tag every sentence of a `WordFeatureDataset` with a `FeatureTagger`: N tag lists."""
+    device, was_training = model_device(tagger), tagger.training
+    tagger.eval()
+    tags = [None] * len(dataset)
+    try:
+        for indices in sorted_batches(dataset.lengths, batch_size):
+            batch = dataset.collate([dataset[i] for i in indices])
+            batch.pop("labels", None)
+            predictions = tagger(**to_device(batch, device)).logits.argmax(-1).cpu()  # (B, W)
+            for b, i in enumerate(indices):
+                tags[i] = [dataset.label_names[p] for p in predictions[b, : dataset.lengths[i]].tolist()]
+    finally:
+        tagger.train(was_training)
     return tags

@@ -190,3 +190,168 @@ def test_predict_tags_equals_one_sentence_at_a_time(conll_dev, tokenizer):
                                              subset.num_words[i])
     assert [len(tags) for tags in predicted] == subset.num_words
     assert len({tag for tags in predicted for tag in tags}) > 1  # an untrained model, but not constant
+
+
+# ---------------------------------------------------------------------------------------
+# The feature-based approach: frozen features, layer combinations, the tagger
+# ---------------------------------------------------------------------------------------
+from bertedu import BertModel  # noqa: E402
+from bertedu.ner import (LAYER_COMBINATIONS, WORD_SHAPES, FeatureTagger, ScalarMix,  # noqa: E402
+                         WordFeatureDataset, combine_layers, extract_word_features, predict_feature_tags,
+                         word_shape)
+
+
+def test_word_shape():
+    words = ["rejects", "German", "EU", "1996", "U.S.", "A", "McDonald", "iPhone", "-", "O'Neill"]
+    assert [WORD_SHAPES[word_shape(w)] for w in words] == [
+        "lower", "Capitalised", "UPPER", "other", "UPPER", "Capitalised", "Capitalised", "other", "other",
+        "Capitalised"]
+    with pytest.raises(TypeError, match="word must be a str"):
+        word_shape(3)
+
+
+def test_extract_word_features_equals_transformers_hidden_states(minilm_dir, tokenizer, conll_dev):
+    sentences = conll_dev[:6]
+    ds = NerDataset(sentences, tokenizer)
+    features = extract_word_features(BertModel.from_pretrained(minilm_dir), ds, batch_size=4, dtype=torch.float32)
+    hf = transformers.BertModel.from_pretrained(minilm_dir).eval()
+    for i, f in enumerate(features):
+        assert f.shape == (7, ds.num_words[i], 384) and f.dtype == torch.float32
+        with torch.no_grad():
+            hidden = torch.stack(hf(ds[i]["input_ids"][None], output_hidden_states=True).hidden_states)[:, 0]  # (7, T, H)
+        first = [ds.word_ids[i].index(w) for w in range(ds.num_words[i])]  # each word's first piece
+        torch.testing.assert_close(f, hidden[:, first], atol=1e-5, rtol=1e-4)
+    # stored in float16 by default: half the memory, the same numbers to 3 digits
+    half = extract_word_features(BertModel.from_pretrained(minilm_dir), ds)
+    assert half[0].dtype == torch.float16
+    torch.testing.assert_close(half[0].float(), features[0], atol=1e-2, rtol=1e-2)
+
+
+def test_words_cut_off_get_zero_features(tokenizer):
+    set_seed(0)
+    encoder = BertModel(BertConfig.tiny(hidden_size=16, num_attention_heads=2, intermediate_size=32,
+                                        max_position_embeddings=64))
+    ds = NerDataset([{"tokens": ["EU", "rejects", "German", "call"], "ner_tags": ["B-ORG", "O", "B-MISC", "O"]}],
+                    tokenizer, max_length=4)  # [CLS] eu rejects [SEP]
+    f = extract_word_features(encoder, ds, dtype=torch.float32)[0]
+    assert f.shape == (encoder.config.num_hidden_layers + 1, 4, 16)
+    assert f[:, :2].abs().sum() > 0 and f[:, 2:].abs().sum() == 0
+
+
+def test_combine_layers_reads_the_papers_six_ways():
+    layers = torch.arange(7.0)[:, None, None].expand(7, 3, 2)  # layer j holds the value j: (7, W=3, H=2)
+    assert combine_layers(layers, "embeddings").unique().tolist() == [0.0]
+    assert combine_layers(layers, "last").unique().tolist() == [6.0]
+    assert combine_layers(layers, "second_to_last").unique().tolist() == [5.0]
+    assert combine_layers(layers, "sum_last_four").unique().tolist() == [3.0 + 4 + 5 + 6]
+    concat = combine_layers(layers, "concat_last_four")
+    assert concat.shape == (3, 8) and concat[0].tolist() == [3.0, 3, 4, 4, 5, 5, 6, 6]
+    mix = ScalarMix(7)
+    torch.testing.assert_close(combine_layers(layers, "weighted_sum", mix), layers.mean(0))  # starts as the mean
+    batch = layers[None].expand(5, 7, 3, 2)  # works on a batch too
+    assert combine_layers(batch, "concat_last_four").shape == (5, 3, 8)
+    with torch.no_grad():
+        mix.scalars.copy_(torch.tensor([0.0, 0, 0, 0, 0, 0, 50.0]))
+        mix.gamma.fill_(2.0)
+    torch.testing.assert_close(mix(batch), torch.full((5, 3, 2), 12.0))  # all weight on layer 6, times 2
+    torch.testing.assert_close(mix.weights.sum(), torch.tensor(1.0))
+
+
+def test_combine_layers_refuses_bad_input():
+    with pytest.raises(ValueError, match="choose one of"):
+        combine_layers(torch.zeros(7, 3, 2), "mean")
+    with pytest.raises(ValueError, match="needs 4 blocks besides the embedding layer, the features have 3"):
+        combine_layers(torch.zeros(4, 3, 2), "sum_last_four")
+    with pytest.raises(ValueError, match="weighted_sum needs mix"):
+        combine_layers(torch.zeros(7, 3, 2), "weighted_sum")
+    with pytest.raises(ValueError, match=r"must be \[\.\.\., L \+ 1, W, H\]"):
+        combine_layers(torch.zeros(7, 3), "last")
+    with pytest.raises(ValueError, match=r"layers must be \[\.\.\., 7, W, H\]"):
+        ScalarMix(7)(torch.zeros(6, 3, 2))
+    with pytest.raises(ValueError, match="num_layers must be a positive int"):
+        ScalarMix(0)
+
+
+def _toy_features():
+    g = torch.Generator().manual_seed(0)
+    records = [(["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]),
+               (["Peter", "Blackburn"], ["B-PER", "I-PER"]),
+               (["BRUSSELS", "1996-08-22", "in", "Paris"], ["B-LOC", "O", "O", "B-LOC"])]
+    features = [torch.randn(7, len(words), 8, generator=g) for words, _ in records]
+    return features, [tags for _, tags in records], [words for words, _ in records]
+
+
+def test_word_feature_dataset_pads_a_batch():
+    features, tags, words = _toy_features()
+    ds = WordFeatureDataset(features, tags, words=words)
+    assert ds.lengths == [4, 2, 4] and ds.tags == tags
+    batch = ds.collate([ds[1], ds[0]])
+    assert batch["features"].shape == (2, 7, 4, 8) and batch["features"].dtype == torch.float32
+    torch.testing.assert_close(batch["features"][0, :, :2], features[1])
+    assert batch["features"][0, :, 2:].abs().sum() == 0
+    assert batch["word_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert batch["labels"].tolist() == [[1, 2, -100, -100], [3, 0, 7, 0]]
+    assert batch["shapes"].tolist() == [[1, 1, 0, 0], [2, 0, 1, 0]]
+    unlabelled = WordFeatureDataset(features)
+    assert "labels" not in unlabelled.collate([unlabelled[0]]) and unlabelled.tags == []
+
+
+def test_word_feature_dataset_refuses_bad_input():
+    features, tags, words = _toy_features()
+    with pytest.raises(ValueError, match="sentence 1 has 2 feature vectors but 3 tags"):
+        WordFeatureDataset(features, [tags[0], tags[1] + ["O"], tags[2]])
+    with pytest.raises(ValueError, match="tag 'B-XYZ' is not one of label_names"):
+        WordFeatureDataset(features[:1], [["B-XYZ", "O", "O", "O"]])
+    with pytest.raises(ValueError, match="tags has 2 sentences but features has 3"):
+        WordFeatureDataset(features, tags[:2])
+    with pytest.raises(ValueError, match=r"features\[1\] has shape \(6, 2, 8\)"):
+        WordFeatureDataset([features[0], features[1][:6]])
+    with pytest.raises(ValueError, match="features is empty"):
+        WordFeatureDataset([])
+    with pytest.raises(ValueError, match="sentence 0 has 4 feature vectors but 1 words"):
+        WordFeatureDataset(features[:1], words=[["EU"]])
+
+
+@pytest.mark.parametrize("how", LAYER_COMBINATIONS)
+def test_feature_tagger_batches_equal_one_sentence_at_a_time(how):
+    features, tags, words = _toy_features()
+    ds = WordFeatureDataset(features, tags, words=words)
+    set_seed(0)
+    tagger = FeatureTagger(7, 8, len(CONLL_NER_LABELS), how, lstm_size=6, lstm_layers=2, projection_size=10,
+                           num_shapes=len(WORD_SHAPES)).eval()
+    batch = ds.collate([ds[i] for i in range(3)])
+    out = tagger(**batch)
+    assert out.logits.shape == (3, 4, 9) and out.loss.dim() == 0
+    with torch.no_grad():
+        for i in range(3):
+            alone = tagger(**ds.collate([ds[i]])).logits[0]  # (W_i, 9)
+            torch.testing.assert_close(out.logits[i, : ds.lengths[i]], alone, atol=1e-5, rtol=1e-5)
+    # the loss is the mean over the real words only
+    expected = torch.nn.functional.cross_entropy(
+        torch.cat([out.logits[i, : ds.lengths[i]] for i in range(3)]), torch.cat([ds[i]["labels"] for i in range(3)]))
+    torch.testing.assert_close(out.loss, expected)
+    predicted = predict_feature_tags(tagger, ds, batch_size=2)
+    assert predicted == [[CONLL_NER_LABELS[j] for j in out.logits[i, : ds.lengths[i]].argmax(-1).tolist()]
+                         for i in range(3)]
+
+
+def test_feature_tagger_learns_and_refuses_bad_input():
+    features, tags, words = _toy_features()
+    ds = WordFeatureDataset(features, tags)
+    set_seed(0)
+    tagger = FeatureTagger(7, 8, 9, "last", lstm_size=8, dropout=0.0)
+    optimizer = torch.optim.Adam(tagger.parameters(), lr=0.05)
+    batch = ds.collate([ds[i] for i in range(3)])
+    for _ in range(60):
+        loss = tagger(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05  # it can fit three sentences
+    assert predict_feature_tags(tagger, ds) == tags
+    with pytest.raises(ValueError, match="choose one of"):
+        FeatureTagger(7, 8, 9, "first")
+    with pytest.raises(ValueError, match=r"labels must be \[B, W\]"):
+        tagger(batch["features"], batch["word_mask"], batch["labels"][:, :2])
+    with pytest.raises(ValueError, match="give `shapes`"):
+        FeatureTagger(7, 8, 9, "last", num_shapes=4)(batch["features"], batch["word_mask"])
