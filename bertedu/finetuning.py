@@ -16,6 +16,8 @@ STS-B. What sits between the dataset records and `bertedu.training.train`:
   pool is sorted, cut into batches, and the batches shuffled again), and, like
   `batch_indices`, a pure function of the step, so a resumed run draws the same batches.
 - `predict_logits` runs a model over a dataset for evaluation, in length-sorted batches.
+- `majority_class` (the baseline every score is read against) and `confident_mistakes`
+  (the wrong predictions the model was surest of, where error analysis starts).
 
 Example:
     >>> train_set = SequenceClassificationDataset.from_records(load_sst2("train"), tokenizer)
@@ -358,3 +360,66 @@ def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, bat
     finally:
         model.train(was_training)
     return torch.stack(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Error analysis and baselines
+# ---------------------------------------------------------------------------------------
+def majority_class(labels: Sequence[int]) -> int:
+    """The most frequent class id of `labels` (the smallest id on a tie).
+
+    The majority-class baseline predicts it for every example: choose it on the training
+    labels, score it on the test labels, and print it next to every metric of a model.
+
+    Example:
+        >>> majority_class([0, 1, 1, 2, 1])
+        1
+    """
+    labels = [int(y) for y in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+    if not labels:
+        raise ValueError("labels is empty: the majority class of no examples is undefined")
+    counts: dict[int, int] = {}
+    for y in labels:
+        counts[y] = counts.get(y, 0) + 1
+    return min(counts, key=lambda y: (-counts[y], y))
+
+
+def confident_mistakes(logits: torch.Tensor, labels: Sequence[int], k: int = 5) -> list[dict]:
+    """The `k` wrong predictions the model was surest of, surest first.
+
+    The confidence of a prediction is the softmax probability of the predicted class. The
+    most confident mistakes are where to look first in error analysis: wrong labels, irony,
+    a negation the model missed.
+
+    Example:
+        >>> confident_mistakes(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0]]), [1, 0, 0], k=5)
+        [{'index': 1, 'label': 0, 'predicted': 1, 'confidence': 0.952...},
+         {'index': 0, 'label': 1, 'predicted': 0, 'confidence': 0.880...}]
+
+    Args:
+        logits: FloatTensor `[N, C]`, e.g. from `predict_logits`.
+        labels: the `N` true class ids.
+        k: how many mistakes at most (fewer if the model made fewer).
+
+    Returns:
+        Up to `k` dicts `{"index", "label", "predicted", "confidence"}`, `index` into the
+        dataset, sorted by decreasing confidence (ties by index).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ValueError(f"logits must be a 2-D tensor [N, num_classes], got "
+                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
+    labels = torch.as_tensor(labels.tolist() if hasattr(labels, "tolist") else list(labels), dtype=torch.long)
+    N, C = logits.shape
+    if labels.shape != (N,):
+        raise ValueError(f"labels has {labels.numel()} items but logits has {N} rows: give one label per row")
+    if N and (labels.min() < 0 or labels.max() >= C):
+        raise ValueError(f"labels must be class ids in [0, {C}) for logits with {C} columns; "
+                         f"found {labels.min().item()}..{labels.max().item()}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k must be an int >= 0, got {k!r}")
+    probs = logits.float().softmax(dim=-1)  # (N, C)
+    confidence, predicted = probs.max(dim=-1)  # (N,), (N,)
+    wrong = (predicted != labels).nonzero().flatten().tolist()
+    wrong.sort(key=lambda i: (-confidence[i].item(), i))
+    return [{"index": i, "label": labels[i].item(), "predicted": predicted[i].item(),
+             "confidence": confidence[i].item()} for i in wrong[:k]]

@@ -277,3 +277,41 @@ def test_predict_logits_of_a_regression_head(tokenizer):
     batch = ds.collate([ds[0], ds[1]])
     loss = model.eval()(**batch).loss  # eval: no dropout, as in predict_logits
     assert math.isclose(loss.item(), ((logits[:, 0] - torch.tensor([0.5, 2.0])) ** 2).mean().item(), rel_tol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------
+# Error analysis and baselines
+# ---------------------------------------------------------------------------------------
+def test_majority_class_counts_and_breaks_ties_by_the_smaller_id():
+    from bertedu.finetuning import majority_class
+    assert majority_class([0, 1, 1, 2, 1]) == 1
+    assert majority_class(torch.tensor([2, 2, 0, 0])) == 0
+    assert majority_class([3]) == 3
+    with pytest.raises(ValueError, match="labels is empty"):
+        majority_class([])
+
+
+def test_confident_mistakes_are_the_wrong_predictions_surest_first():
+    from bertedu.finetuning import confident_mistakes
+    logits = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0], [0.0, 5.0], [0.0, 1.0]])
+    labels = [1, 0, 0, 1, 0]  # rows 0, 1 and 4 are wrong
+    mistakes = confident_mistakes(logits, labels, k=2)
+    assert [m["index"] for m in mistakes] == [1, 0]
+    assert mistakes[0] == {"index": 1, "label": 0, "predicted": 1,
+                           "confidence": pytest.approx(1 / (1 + math.exp(-3.0)))}
+    assert [m["index"] for m in confident_mistakes(logits, labels, k=10)] == [1, 0, 4]
+    assert confident_mistakes(logits, [0, 1, 0, 1, 1], k=3) == []  # no mistakes at all
+    assert confident_mistakes(logits, labels, k=0) == []
+
+
+@pytest.mark.parametrize("logits, labels, k, message", [
+    (torch.zeros(3), [0, 0, 0], 1, "2-D tensor"),
+    (torch.zeros(3, 2), [0, 1], 1, "labels has 2 items but logits has 3 rows"),
+    (torch.zeros(2, 2), [0, 2], 1, r"class ids in \[0, 2\)"),
+    (torch.zeros(2, 2), [0, -1], 1, r"class ids in \[0, 2\)"),
+    (torch.zeros(2, 2), [0, 1], -1, "k must be an int"),
+])
+def test_confident_mistakes_refuse_bad_input(logits, labels, k, message):
+    from bertedu.finetuning import confident_mistakes
+    with pytest.raises(ValueError, match=message):
+        confident_mistakes(logits, labels, k=k)
