@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from typing import Sequence
 
 import torch
@@ -378,9 +379,7 @@ def majority_class(labels: Sequence[int]) -> int:
     labels = [int(y) for y in (labels.tolist() if hasattr(labels, "tolist") else labels)]
     if not labels:
         raise ValueError("labels is empty: the majority class of no examples is undefined")
-    counts: dict[int, int] = {}
-    for y in labels:
-        counts[y] = counts.get(y, 0) + 1
+    counts = Counter(labels)
     return min(counts, key=lambda y: (-counts[y], y))
 
 

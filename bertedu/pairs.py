@@ -22,12 +22,12 @@ Example:
 """
 from __future__ import annotations
 
-from collections import Counter
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from .finetuning import majority_class
 from .metrics import accuracy
 
 __all__ = ["mean_pool", "embed_sentences", "cosine_scores", "majority_baseline"]
@@ -143,9 +143,8 @@ def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -
     """
     if len(train_labels) == 0 or len(eval_labels) == 0:
         raise ValueError("majority_baseline needs at least one training and one evaluation label")
-    counts = Counter(train_labels)
-    if any(label is None for label in counts):
+    if any(label is None for label in train_labels):
         raise ValueError("train_labels contains None (an unlabelled test split?): pass labelled data")
-    label = min(counts, key=lambda c: (-counts[c], c))
+    label = majority_class(train_labels)
     predictions = [label] * len(eval_labels)
     return {"label": label, "accuracy": accuracy(predictions, eval_labels), "predictions": predictions}
