@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from .config import BertConfig
+from .data import cache_folder
 from .heads import BertForPreTraining
 from .pretraining import (PretrainingRecipe, evaluate_pretraining, pretraining_loss,
                           prepare_pretraining_data, train_tokenizer, wikitext_documents,
@@ -171,6 +173,29 @@ def main(argv: list[str] | None = None) -> dict:
     if dist.is_initialized():
         dist.destroy_process_group()
     return {"history": history, "metrics": history.eval[-1] if history.eval else {}}
+
+
+def book_model_folder() -> Path:
+    """Where `book_model` keeps the book's small BERT: a folder of the download cache whose
+    name carries a digest of the recipe's settings, so a changed recipe trains a new model."""
+    settings = json.dumps(dataclasses.asdict(PretrainingRecipe()), sort_keys=True) + "/".join(wikitext_splits())
+    return cache_folder() / "models" / f"book-bert-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+
+
+def book_model(output_dir: str | Path | None = None, extra_args: list[str] | tuple[str, ...] = ()) -> Path:
+    """The folder of the book's small pretrained BERT (chapter 6's recipe on WikiText-2).
+
+    The first call pretrains it with this command line's defaults (about 4 minutes on 2 cores)
+    into `output_dir` (default: `book_model_folder()`); later calls find `model.safetensors`
+    there and return at once. A run that was interrupted resumes from its checkpoint. Load it
+    with `BertForPreTraining.from_pretrained(folder)` and `BertTokenizer.from_pretrained(folder)`.
+    `extra_args` are passed on to the command line (tests use them to make a tiny run).
+    """
+    folder = Path(output_dir) if output_dir is not None else book_model_folder()
+    if not (folder / "model.safetensors").is_file():
+        resume = ["--resume"] if (folder / CHECKPOINT_NAME).is_file() else []
+        main(["--output-dir", str(folder), "--no-progress", *extra_args, *resume])
+    return folder
 
 
 if __name__ == "__main__":

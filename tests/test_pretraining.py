@@ -497,3 +497,19 @@ def test_cli_pretrains_and_saves_a_folder_transformers_loads(tmp_path):
         main(args)
     resumed = main(args + ["--resume"])  # the run is complete: resuming changes nothing
     assert resumed["history"].losses == result["history"].losses
+
+
+def test_book_model_trains_once_then_reuses_the_folder(tmp_path):
+    from bertedu.pretrain import book_model
+
+    corpus = write_corpus(tmp_path / "train.txt", 30, seed=0)
+    held_out = write_corpus(tmp_path / "eval.txt", 6, seed=1)
+    tiny = ["--corpus", str(corpus), "--eval-corpus", str(held_out), "--model-size", "tiny",
+            "--vocab-size", "80", "--max-seq-length", "32", "--steps", "2", "--batch-size", "8"]
+    folder = book_model(tmp_path / "book", extra_args=tiny)
+    weights = folder / "model.safetensors"
+    assert weights.is_file() and (folder / "vocab.txt").is_file()
+    first = weights.stat().st_mtime_ns
+    assert book_model(tmp_path / "book", extra_args=tiny) == folder  # found: no second training
+    assert weights.stat().st_mtime_ns == first
+    BertForPreTraining.from_pretrained(folder)
