@@ -12,7 +12,10 @@ fine-tuning at all. This module holds that recipe:
 - `embed_sentences`: one vector per sentence, in length-sorted batches, each distinct
   sentence encoded once;
 - `cosine_scores`: the cosine of the vectors of `sentences_a[i]` and `sentences_b[i]`;
-- `majority_baseline`: what always predicting the most frequent training class scores.
+- `majority_baseline`: what always predicting the most frequent training class scores;
+- `SentencePairDataset` and `BiEncoderForSimilarity`: fine-tuning the bi-encoder with
+  Sentence-BERT's regression objective, the cosine of the two vectors against the gold
+  similarity scaled to [0, 1], mean squared error.
 
 Example:
     >>> model = BertModel.from_pretrained(minilm_path())
@@ -22,15 +25,19 @@ Example:
 """
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from .finetuning import majority_class
+from .finetuning import majority_class, pad_sequences
+from .heads import HeadOutput
 from .metrics import accuracy
 
-__all__ = ["mean_pool", "embed_sentences", "cosine_scores", "majority_baseline"]
+__all__ = ["mean_pool", "embed_sentences", "cosine_scores", "majority_baseline", "SentencePairDataset",
+           "BiEncoderForSimilarity"]
 
 
 def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -148,3 +155,138 @@ def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -
     label = majority_class(train_labels)
     predictions = [label] * len(eval_labels)
     return {"label": label, "accuracy": accuracy(predictions, eval_labels), "predictions": predictions}
+
+
+# ---------------------------------------------------------------------------------------
+# Fine-tuning the bi-encoder: Sentence-BERT's regression objective
+# ---------------------------------------------------------------------------------------
+class SentencePairDataset:
+    """Sentence pairs for a bi-encoder: A and B tokenized **separately**, each `[CLS] s [SEP]`.
+
+    `dataset[i]` is `{"input_ids_a": LongTensor [Ta_i], "input_ids_b": LongTensor [Tb_i],
+    "labels": 0-dim float tensor}` (no `labels` for unlabelled data), and
+    `dataset.collate(items)` pads each side of a batch to its own longest sentence.
+    `dataset.lengths[i] = Ta_i + Tb_i`, the tokens the encoder reads for the pair, feeds
+    `finetuning.LengthGroupedBatches` and `finetuning.predict_logits`.
+
+    Example:
+        >>> ds = SentencePairDataset(tokenizer, ["a dog runs"], ["a dog is running"], labels=[0.9])
+        >>> batch = ds.collate([ds[0]])
+        >>> sorted(batch)
+        ['attention_mask_a', 'attention_mask_b', 'input_ids_a', 'input_ids_b', 'labels']
+
+    Args:
+        tokenizer: a `bertedu.tokenization.BertTokenizer`.
+        sentences_a, sentences_b: `N` strings each; pair i is `(sentences_a[i], sentences_b[i])`.
+        labels: `N` finite numbers (the target similarity, e.g. the STS-B score / 5), or None.
+        max_length: longest encoding of one sentence, `[CLS]` and `[SEP]` included.
+    """
+
+    def __init__(self, tokenizer, sentences_a: Sequence[str], sentences_b: Sequence[str],
+                 labels: Sequence[float] | None = None, max_length: int = 128):
+        sentences_a = _check_sentences(sentences_a, "sentences_a")
+        sentences_b = _check_sentences(sentences_b, "sentences_b")
+        if len(sentences_a) != len(sentences_b):
+            raise ValueError(f"sentences_a has {len(sentences_a)} sentences but sentences_b has "
+                             f"{len(sentences_b)}: give one B per A")
+        if labels is not None:
+            if len(labels) != len(sentences_a):
+                raise ValueError(f"labels has {len(labels)} items but there are {len(sentences_a)} pairs: "
+                                 "give one label per pair")
+            for i, label in enumerate(labels):
+                if isinstance(label, bool) or not isinstance(label, numbers.Real) or not math.isfinite(label):
+                    raise ValueError(f"labels[{i}] = {label!r}: a similarity target must be a finite number")
+        self.pad_token_id = tokenizer.pad_token_id
+        encoded_a = tokenizer(sentences_a, truncation=True, max_length=max_length)["input_ids"]
+        encoded_b = tokenizer(sentences_b, truncation=True, max_length=max_length)["input_ids"]
+        self.items = []
+        for i, (ids_a, ids_b) in enumerate(zip(encoded_a, encoded_b)):
+            item = {"input_ids_a": torch.tensor(ids_a), "input_ids_b": torch.tensor(ids_b)}
+            if labels is not None:
+                item["labels"] = torch.tensor(float(labels[i]), dtype=torch.float32)
+            self.items.append(item)
+        self.lengths = [len(a) + len(b) for a, b in zip(encoded_a, encoded_b)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return dict(self.items[i])
+
+    def collate(self, items: Sequence[dict]) -> dict:
+        """Pad each side to its longest sentence.
+
+        Returns:
+            `input_ids_a`, `attention_mask_a`: LongTensors `[B, Ta]`; `input_ids_b`,
+            `attention_mask_b`: `[B, Tb]`; `labels`: FloatTensor `[B]` if the items have labels.
+        """
+        if len(items) == 0:
+            raise ValueError("cannot collate an empty list of pairs")
+        batch = {}
+        for side in ("a", "b"):
+            ids = [item[f"input_ids_{side}"] for item in items]
+            batch[f"input_ids_{side}"] = pad_sequences(ids, self.pad_token_id)
+            batch[f"attention_mask_{side}"] = pad_sequences([[1] * len(x) for x in ids], 0)
+        with_labels = sum("labels" in item for item in items)
+        if with_labels not in (0, len(items)):
+            raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")
+        if with_labels:
+            batch["labels"] = torch.stack([item["labels"] for item in items])
+        return batch
+
+
+class BiEncoderForSimilarity(nn.Module):
+    """A bi-encoder trained as regression: the cosine of two mean-pooled vectors, MSE loss.
+
+    Sentence-BERT's regression objective (Reimers & Gurevych 2019, section 3): encode A and
+    B alone with the same encoder, `u = mean_pool(A)`, `v = mean_pool(B)`, predict
+    `cos(u, v)` and minimise `(cos(u, v) - label)^2`, with the gold similarity scaled to
+    [0, 1] (STS-B: score / 5). sentence-transformers calls this `CosineSimilarityLoss`.
+    The encoder has no new weights: fine-tuning starts from exactly the zero-shot scorer
+    of `cosine_scores`.
+
+    `forward` returns a `heads.HeadOutput` whose `logits` `[B, 1]` hold the cosines, so
+    `training.train` and `finetuning.predict_logits` work with it unchanged.
+
+    Args:
+        bert: a `bertedu.BertModel`, e.g. `BertModel.from_pretrained(minilm_path())`.
+    """
+
+    def __init__(self, bert: nn.Module):
+        super().__init__()
+        self.bert = bert
+
+    @classmethod
+    def from_pretrained(cls, folder, **kwargs) -> "BiEncoderForSimilarity":
+        """The bi-encoder on the `BertModel` stored in a Hugging Face folder."""
+        from .model import BertModel
+        return cls(BertModel.from_pretrained(folder, **kwargs))
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled sentence vectors: `[B, T]` ids and mask -> FloatTensor `[B, H]`."""
+        hidden = self.bert(input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, H)
+        return mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids_a: torch.Tensor, attention_mask_a: torch.Tensor,
+                input_ids_b: torch.Tensor, attention_mask_b: torch.Tensor,
+                labels: torch.Tensor | None = None) -> HeadOutput:
+        """Cosines of the pairs, and their MSE against `labels` when given.
+
+        Args:
+            input_ids_a, attention_mask_a: `[B, Ta]`, sentence A alone (`[CLS] A [SEP]`).
+            input_ids_b, attention_mask_b: `[B, Tb]`, sentence B alone.
+            labels: FloatTensor `[B]`, the target cosine (e.g. the STS-B score / 5).
+
+        Returns:
+            `HeadOutput(loss=mean((cos - labels)^2) or None, logits=cos [B, 1])`.
+        """
+        u = self.encode(input_ids_a, attention_mask_a)  # (B, H)
+        v = self.encode(input_ids_b, attention_mask_b)  # (B, H)
+        cos = nn.functional.cosine_similarity(u, v, dim=-1)  # (B,)
+        loss = None
+        if labels is not None:
+            if labels.shape != cos.shape:
+                raise ValueError(f"labels has shape {tuple(labels.shape)}, expected {tuple(cos.shape)}: "
+                                 "one target per pair")
+            loss = nn.functional.mse_loss(cos, labels.to(cos.dtype))
+        return HeadOutput(loss=loss, logits=cos.unsqueeze(-1))

@@ -1,0 +1,427 @@
+"""Attention for long inputs: a sliding window plus a few global tokens (Longformer's idea).
+
+Full self-attention scores every query against every key: a `[T, T]` table per head, so its
+time and memory grow with the square of the length T. Beltagy, Peters and Cohan,
+"Longformer: The Long-Document Transformer" (2020), keep two kinds of pairs only:
+
+- **local**: query i attends to key j when `|i - j| <= window`;
+- **global**: a few chosen tokens (`[CLS]`, or the question in QA) attend to every token,
+  and every token attends to them.
+
+This module builds that pattern twice. `sliding_window_mask` is the plain form: a boolean
+`[T, T]` table that full attention (`masked_attention`) uses, still quadratic.
+`sliding_window_attention` computes the same numbers with a cost linear in T: the queries
+are cut into blocks of `window` tokens, and a block only meets the keys of its own block and
+of its two neighbours (`3 * window` keys), plus the global keys; the global queries get one
+ordinary row each over all keys. The tests prove both equal, and equal to full attention
+outright when the window covers the sequence.
+
+To run a real checkpoint this way, `extend_position_embeddings` copies the 512 learned
+position vectors end to end, as Longformer does (section 5: "we copy the 512 position
+embeddings from RoBERTa multiple times"), and `sliding_window_encode` runs a `BertModel`'s
+own layers with the windowed attention in place of the full one. Unlike Longformer, the
+global pairs use the same query/key/value projections as the local ones (Longformer learns
+a second set, initialised as a copy) and nothing is pretrained further.
+
+Shape legend: B batch, A heads, T length, D head size, w window, n = ceil(T / w) blocks,
+G the largest number of global tokens in the batch.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .finetuning import model_device, sorted_batches
+from .model import BertModel, check_inputs, scaled_dot_product_attention
+
+
+# ---------------------------------------------------------------------------------------
+# Checks shared by the functions below
+# ---------------------------------------------------------------------------------------
+def _check_window(window) -> int:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int (keys at most `window` positions away), got {window!r}")
+    return window
+
+
+def _token_mask(mask, B: int, T: int, name: str, device) -> torch.Tensor:
+    """A `[B, T]` boolean mask from None (all False for global, all True for padding) or a tensor."""
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask, device=device)
+    if mask.dim() == 1:
+        mask = mask[None].expand(B, -1)
+    if tuple(mask.shape) != (B, T):
+        raise ValueError(f"{name} must have shape [batch_size, seq_len] = [{B}, {T}] (or [{T}]), "
+                         f"got {tuple(mask.shape)}")
+    return mask.bool()
+
+
+# ---------------------------------------------------------------------------------------
+# The plain form: a [T, T] mask and full attention with it (quadratic)
+# ---------------------------------------------------------------------------------------
+def sliding_window_mask(seq_len: int, window: int, global_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Which (query, key) pairs Longformer's attention keeps.
+
+    `allowed[i, j]` is True when `|i - j| <= window`, or token i is global (it reads every
+    token), or token j is global (every token reads it).
+
+    Example:
+        >>> sliding_window_mask(5, 1, torch.tensor([1, 0, 0, 0, 0])).int()
+        tensor([[1, 1, 1, 1, 1],
+                [1, 1, 1, 0, 0],
+                [1, 1, 1, 1, 0],
+                [1, 0, 1, 1, 1],
+                [1, 0, 0, 1, 1]], dtype=torch.int32)
+
+    Args:
+        seq_len: T.
+        window: w, the number of neighbours on each side a token attends to.
+        global_mask: optional `[T]` or `[B, T]`, True (or 1) for global tokens.
+
+    Returns:
+        BoolTensor `[T, T]`, or `[B, T, T]` when `global_mask` is `[B, T]`.
+    """
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+    _check_window(window)
+    positions = torch.arange(seq_len)
+    allowed = (positions[:, None] - positions[None, :]).abs() <= window  # (T, T): the band
+    if global_mask is None:
+        return allowed
+    is_global = torch.as_tensor(global_mask).bool()
+    if is_global.shape[-1] != seq_len or is_global.dim() not in (1, 2):
+        raise ValueError(f"global_mask must have shape [{seq_len}] or [batch_size, {seq_len}], "
+                         f"got {tuple(is_global.shape)}")
+    return allowed | is_global[..., :, None] | is_global[..., None, :]  # rows and columns of global tokens
+
+
+def masked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor,
+                     key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Full attention that keeps only the `allowed` pairs: the quadratic reference.
+
+    Args:
+        query, key, value: FloatTensors `[B, A, T, D]`.
+        allowed: BoolTensor `[T, T]` or `[B, T, T]` (`sliding_window_mask`).
+        key_padding_mask: optional `[B, T]`, 1 for tokens and 0 for padding (BERT's
+            `attention_mask`); no query attends to padding.
+
+    Returns:
+        FloatTensor `[B, A, T, D]`.
+    """
+    B, A, T, D = query.shape
+    allowed = torch.as_tensor(allowed, device=query.device).bool()
+    if tuple(allowed.shape[-2:]) != (T, T):
+        raise ValueError(f"allowed must be [T, T] = [{T}, {T}] (or [B, T, T]), got {tuple(allowed.shape)}")
+    allowed = allowed if allowed.dim() == 3 else allowed[None]  # (B or 1, T, T)
+    keep = _token_mask(key_padding_mask, B, T, "key_padding_mask", query.device)
+    if keep is not None:
+        allowed = allowed & keep[:, None, :]
+    additive = (~allowed[:, None]).to(query.dtype) * torch.finfo(query.dtype).min  # (B, 1, T, T)
+    context, _ = scaled_dot_product_attention(query, key, value, additive)
+    return context
+
+
+# ---------------------------------------------------------------------------------------
+# The banded form: blocks of w queries meet 3w keys (linear)
+# ---------------------------------------------------------------------------------------
+def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, window: int,
+                             global_mask: torch.Tensor | None = None,
+                             key_padding_mask: torch.Tensor | None = None,
+                             dropout: nn.Module | None = None) -> torch.Tensor:
+    """Sliding-window attention with global tokens, at a cost linear in the length.
+
+    The same numbers as `masked_attention(query, key, value, sliding_window_mask(T, window,
+    global_mask), key_padding_mask)`, without the `[T, T]` table:
+
+    1. The queries are cut into n = ceil(T / w) blocks of w. Block b holds positions
+       `b*w .. b*w + w - 1`; every key within w of them lies in blocks b - 1, b, b + 1, so the
+       block is scored against those `3w` keys only: scores `[B, A, n, w, 3w]`.
+    2. Every query is also scored against the G global keys: `[B, A, T, G]`. A global key
+       inside a band is masked there, so that no pair counts twice. One softmax runs over
+       both parts of a row.
+    3. The G global queries read every key: one ordinary row each, `[B, A, G, T]`, written
+       over their band results.
+
+    Memory: `B * A * T * (3w + 2G)` scores instead of `B * A * T * T`.
+
+    Args:
+        query, key, value: FloatTensors `[B, A, T, D]`.
+        window: w, the neighbours on each side.
+        global_mask: optional `[B, T]` (or `[T]`), True for global tokens.
+        key_padding_mask: optional `[B, T]`, 1 for tokens and 0 for padding.
+        dropout: optional `nn.Dropout` on the attention weights (BERT's).
+
+    Returns:
+        FloatTensor `[B, A, T, D]`. Rows of padding queries hold numbers nobody should use.
+    """
+    if query.dim() != 4 or key.shape != query.shape or value.shape != query.shape:
+        raise ValueError(f"query, key and value must all be [B, A, T, D]; got {tuple(query.shape)}, "
+                         f"{tuple(key.shape)}, {tuple(value.shape)}")
+    w = _check_window(window)
+    B, A, T, D = query.shape
+    n = math.ceil(T / w)
+    P = n * w  # T padded to whole blocks
+    scale, low = 1.0 / math.sqrt(D), torch.finfo(query.dtype).min
+    keep = _token_mask(key_padding_mask, B, T, "key_padding_mask", query.device)
+    if keep is None:
+        keep = torch.ones(B, T, dtype=torch.bool, device=query.device)
+    is_global = _token_mask(global_mask, B, T, "global_mask", query.device)
+    if is_global is None:
+        is_global = torch.zeros(B, T, dtype=torch.bool, device=query.device)
+    is_global = is_global & keep  # padding is never global
+
+    # 1. Local band: block b of queries against key blocks b-1, b, b+1.
+    q_blocks = F.pad(query * scale, (0, 0, 0, P - T)).view(B, A, n, w, D)  # (B, A, n, w, D), scaled once
+    k_blocks = F.pad(key, (0, 0, w, P - T + w)).unfold(2, 3 * w, w).transpose(-1, -2)  # (B, A, n, 3w, D)
+    v_blocks = F.pad(value, (0, 0, w, P - T + w)).unfold(2, 3 * w, w).transpose(-1, -2)  # (B, A, n, 3w, D)
+    i = torch.arange(P, device=query.device).view(n, w, 1)  # query position
+    j = (torch.arange(n, device=query.device) * w - w).view(n, 1, 1) + torch.arange(3 * w, device=query.device)
+    near = ((i - j).abs() <= w) & (j >= 0) & (j < T)  # (n, w, 3w): inside the window and the sequence
+    band_keys = F.pad(keep & ~is_global, (w, P - T + w), value=False).unfold(1, 3 * w, w)  # (B, n, 3w)
+    allowed = near[None] & band_keys[:, :, None, :]  # (B, n, w, 3w)
+
+    # 2. Every query also meets the global keys: append them to every block's keys, so one
+    #    matmul, one softmax and one weighted sum serve both parts of a row.
+    G = int(is_global.sum(dim=1).max())
+    if G:
+        # the positions of each row's global tokens first (stable: in order), then the others
+        order = torch.argsort((~is_global).int(), dim=1, stable=True)[:, :G]  # (B, G)
+        real = is_global.gather(1, order)  # (B, G): False where a row has fewer than G
+        index = order[:, None, :, None].expand(B, A, G, D)
+        q_global, k_global, v_global = query.gather(2, index), key.gather(2, index), value.gather(2, index)
+        k_blocks = torch.cat([k_blocks, k_global[:, :, None].expand(B, A, n, G, D)], dim=3)  # (B, A, n, 3w + G, D)
+        v_blocks = torch.cat([v_blocks, v_global[:, :, None].expand(B, A, n, G, D)], dim=3)
+        allowed = torch.cat([allowed, real[:, None, None, :].expand(B, n, w, G)], dim=-1)  # (B, n, w, 3w + G)
+    scores = q_blocks @ k_blocks.transpose(-1, -2)  # (B, A, n, w, 3w + G)
+    scores.masked_fill_(~allowed[:, None], low)
+    weights = scores.softmax(dim=-1)
+    if dropout is not None:
+        weights = dropout(weights)
+    context = (weights @ v_blocks).reshape(B, A, P, D)[:, :, :T]  # (B, A, T, D)
+
+    # 3. Global queries read every token: ordinary attention rows.
+    if G:
+        rows = (q_global * scale) @ key.transpose(-1, -2)  # (B, A, G, T)
+        rows = rows.masked_fill(~keep[:, None, None, :], low).softmax(dim=-1)
+        if dropout is not None:
+            rows = dropout(rows)
+        global_context = rows @ value  # (B, A, G, D)
+        # rows of the filler slots (real == False) write back what is already there
+        global_context = torch.where(real[:, None, :, None], global_context, context.gather(2, index))
+        context = context.scatter(2, index, global_context)
+    return context
+
+
+def attention_score_count(seq_len: int, window: int | None = None, n_global: int = 0) -> int:
+    """How many attention scores one head computes for one sequence.
+
+    Full attention (`window=None`): T * T. `sliding_window_attention`: the band's blocks,
+    n * w * 3w with n = ceil(T / w), plus 2 * T * G for the global columns and rows. Times
+    the bytes of the dtype (4 for float32), it is the memory of the largest tensor.
+    """
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+    if window is None:
+        return seq_len * seq_len
+    w = _check_window(window)
+    if isinstance(n_global, bool) or not isinstance(n_global, int) or not 0 <= n_global <= seq_len:
+        raise ValueError(f"n_global must be an int between 0 and seq_len={seq_len}, got {n_global!r}")
+    return math.ceil(seq_len / w) * w * 3 * w + 2 * seq_len * n_global
+
+
+# ---------------------------------------------------------------------------------------
+# A real BertModel with windowed attention and more than 512 positions
+# ---------------------------------------------------------------------------------------
+def extend_position_embeddings(bert: BertModel, max_positions: int) -> BertModel:
+    """Give `bert` `max_positions` position embeddings by copying the learned ones end to end.
+
+    Position p gets the learned vector of position `p % P` (P = 512 for BERT), as Longformer
+    initialises its 4,096 positions from RoBERTa's 512. Positions below P are unchanged, so
+    inputs that fit the old table give exactly the old outputs. With local attention a token
+    mostly compares itself with neighbours, whose positions are still consecutive except at
+    the seams every P tokens.
+
+    Args:
+        bert: a `BertModel` (pass `model.bert` for a model with a head); changed in place.
+        max_positions: the new table size, larger than the current one.
+
+    Returns:
+        `bert`, with `config.max_position_embeddings == max_positions`.
+    """
+    if not isinstance(bert, BertModel):
+        raise TypeError(f"expected a BertModel (for a model with a head, pass model.bert), got {type(bert).__name__}")
+    old = bert.embeddings.position_embeddings.weight  # (P, H)
+    P = old.size(0)
+    if isinstance(max_positions, bool) or not isinstance(max_positions, int) or max_positions <= P:
+        raise ValueError(f"max_positions must be an int larger than the current {P} positions, got {max_positions!r}")
+    table = nn.Embedding(max_positions, old.size(1), device=old.device, dtype=old.dtype)
+    with torch.no_grad():
+        copies = math.ceil(max_positions / P)
+        table.weight.copy_(old.repeat(copies, 1)[:max_positions])  # row p = old row p % P
+    bert.embeddings.position_embeddings = table
+    bert.config.max_position_embeddings = max_positions
+    return bert
+
+
+def sliding_window_encode(bert: BertModel, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                          attention_mask: torch.Tensor | None = None,
+                          global_attention_mask: torch.Tensor | None = None, window: int = 256) -> torch.Tensor:
+    """Run a `BertModel`'s own weights with sliding-window + global attention in every layer.
+
+    Each layer does what `BertLayer` does (query/key/value projections, attention, output
+    projection and post-LN residual, feed-forward), with `sliding_window_attention` in
+    place of full attention. Nothing is copied: the weights are `bert`'s. With a window
+    that covers the sequence (`window >= T - 1`) the result equals
+    `bert(...).last_hidden_state`. Inputs longer than `config.max_position_embeddings`
+    need `extend_position_embeddings` first.
+
+    Args:
+        bert: a `BertModel`.
+        input_ids: LongTensor `[B, T]`.
+        token_type_ids: optional `[B, T]` segment ids (default all 0).
+        attention_mask: optional `[B, T]`, 1 for tokens, 0 for padding.
+        global_attention_mask: optional `[B, T]`, 1 for the tokens that attend to, and are
+            attended by, every token (`question_global_mask` for QA).
+        window: w, the neighbours on each side.
+
+    Returns:
+        FloatTensor `[B, T, H]`, the last layer's vectors.
+    """
+    if not isinstance(bert, BertModel):
+        raise TypeError(f"expected a BertModel (for a model with a head, pass model.bert), got {type(bert).__name__}")
+    check_inputs(bert.config, input_ids, token_type_ids, attention_mask)
+    if global_attention_mask is not None and tuple(global_attention_mask.shape) != tuple(input_ids.shape):
+        raise ValueError(f"global_attention_mask has shape {tuple(global_attention_mask.shape)} but input_ids has "
+                         f"{tuple(input_ids.shape)}; they must match")
+    _check_window(window)
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
+    x = bert.embeddings(input_ids, token_type_ids)  # (B, T, H)
+    for layer in bert.encoder.layer:
+        attention = layer.attention.self
+        q = attention.split_heads(attention.query(x))  # (B, A, T, D)
+        k = attention.split_heads(attention.key(x))
+        v = attention.split_heads(attention.value(x))
+        context = sliding_window_attention(q, k, v, window, global_attention_mask, attention_mask,
+                                           dropout=attention.dropout)
+        B, A, T, D = context.shape
+        context = context.transpose(1, 2).reshape(B, T, A * D)  # (B, T, H): heads side by side
+        attended = layer.attention.output(context, x)  # dense, dropout, LayerNorm(x + .)
+        x = layer.output(layer.intermediate(attended), attended)  # (B, T, H)
+    return x
+
+
+# ---------------------------------------------------------------------------------------
+# Long-input question answering
+# ---------------------------------------------------------------------------------------
+def question_global_mask(token_type_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Longformer's choice for QA: `[CLS]`, the question and its `[SEP]` (segment 0) are global.
+
+    Args:
+        token_type_ids: `[B, T]`, 0 up to the first `[SEP]`, 1 after (`QADataset`'s features).
+        attention_mask: optional `[B, T]`, 1 for tokens; padding is never global.
+
+    Returns:
+        BoolTensor `[B, T]`.
+    """
+    is_global = torch.as_tensor(token_type_ids) == 0
+    if attention_mask is not None:
+        if tuple(attention_mask.shape) != tuple(is_global.shape):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)} but token_type_ids has "
+                             f"{tuple(is_global.shape)}; they must match")
+        is_global = is_global & attention_mask.bool()
+    return is_global
+
+
+@torch.no_grad()
+def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
+                             batch_size: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Start and end logits of every feature of a `bertedu.qa.QADataset`, with windowed attention.
+
+    The same as `bertedu.qa.qa_logits`, but the encoder runs `sliding_window_encode` with
+    the question tokens global. `model` is a `BertForQuestionAnswering`; its `qa_outputs`
+    reads the last layer. Features longer than 512 tokens need
+    `extend_position_embeddings(model.bert, ...)` first.
+
+    Returns:
+        `(start_logits, end_logits)`: two lists of FloatTensors `[T_f]` on the CPU, in feature order.
+    """
+    device, was_training = model_device(model), model.training
+    model.eval()
+    starts, ends = [None] * len(dataset), [None] * len(dataset)
+    try:
+        for indices in sorted_batches(dataset.lengths, batch_size):
+            batch = dataset.collate([dataset[f] for f in indices])
+            batch = {name: batch[name].to(device) for name in ("input_ids", "token_type_ids", "attention_mask")}
+            hidden = sliding_window_encode(model.bert, batch["input_ids"], batch["token_type_ids"],
+                                           batch["attention_mask"],
+                                           question_global_mask(batch["token_type_ids"], batch["attention_mask"]),
+                                           window)
+            start_logits, end_logits = model.qa_outputs(hidden).unbind(dim=-1)  # (B, T) each
+            for b, f in enumerate(indices):
+                T = dataset.lengths[f]
+                starts[f] = start_logits[b, :T].float().cpu()
+                ends[f] = end_logits[b, :T].float().cpu()
+    finally:
+        model.train(was_training)
+    return starts, ends
+
+
+def long_squad_examples(records: list[dict], tokenizer, min_tokens: int, seed: int = 0) -> list[dict]:
+    """SQuAD questions over long passages: the answer's paragraph among other paragraphs of its article.
+
+    For each question, paragraphs of the same article (in a seeded random order) are added
+    until the passage has at least `min_tokens` WordPiece tokens (or the article runs out),
+    and the question's own paragraph is put at a random place among them. Paragraphs are
+    joined by a blank line; the answers' `answer_start` are shifted to the new passage. The
+    distractors are on the same topic, so they are hard: they share the question's words.
+
+    Args:
+        records: `bertedu.data.load_squad` records (`id`, `title`, `context`, `question`,
+            `answers`). The paragraphs come from these records, grouped by `title`.
+        tokenizer: a `BertTokenizer`, to count tokens.
+        min_tokens: the shortest passage wanted, in tokens.
+        seed: the random order of the distractors and the place of the answer's paragraph.
+
+    Returns:
+        New records in the same format, one per question, in the same order.
+    """
+    if isinstance(min_tokens, bool) or not isinstance(min_tokens, int) or min_tokens < 1:
+        raise ValueError(f"min_tokens must be a positive int, got {min_tokens!r}")
+    paragraphs: dict[str, list[str]] = {}  # title -> its distinct paragraphs, in order
+    for r in records:
+        for key in ("title", "context", "answers"):
+            if key not in r:
+                raise ValueError(f"record {r.get('id')!r} has no {key!r}: give load_squad records")
+        kept = paragraphs.setdefault(r["title"], [])
+        if r["context"] not in kept:
+            kept.append(r["context"])
+    n_tokens: dict[str, int] = {}
+
+    def count(text: str) -> int:
+        if text not in n_tokens:
+            n_tokens[text] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return n_tokens[text]
+
+    rng = random.Random(seed)
+    long_records = []
+    for r in records:
+        others = [p for p in paragraphs[r["title"]] if p != r["context"]]
+        rng.shuffle(others)
+        chosen, total = [], count(r["context"])
+        for p in others:
+            if total >= min_tokens:
+                break
+            chosen.append(p)
+            total += count(p)
+        chosen.insert(rng.randint(0, len(chosen)), r["context"])
+        shift = sum(len(p) + 2 for p in chosen[:chosen.index(r["context"])])  # "\n\n" between paragraphs
+        answers = {"text": list(r["answers"]["text"]),
+                   "answer_start": [s + shift for s in r["answers"]["answer_start"]]}
+        long_records.append({**r, "context": "\n\n".join(chosen), "answers": answers})
+    return long_records
