@@ -96,12 +96,19 @@ def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
         `T = max T_i`; `labels`: `[B]` if the items have labels.
     """
     batch = pad_inputs(items, pad_token_id)
+    labels = stack_labels(items)
+    if labels is not None:
+        batch["labels"] = labels
+    return batch
+
+
+def stack_labels(items: Sequence[dict]) -> torch.Tensor | None:
+    """The items' 0-dim `labels` stacked into `[B]`, or None if no item has one; a batch
+    where only some items have labels is refused."""
     with_labels = sum("labels" in item for item in items)
     if with_labels not in (0, len(items)):
         raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")
-    if with_labels:
-        batch["labels"] = torch.stack([item["labels"] for item in items])
-    return batch
+    return torch.stack([item["labels"] for item in items]) if with_labels else None
 
 
 # ---------------------------------------------------------------------------------------

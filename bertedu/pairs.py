@@ -32,7 +32,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .finetuning import majority_class, pad_sequences
+from .finetuning import majority_class, pad_sequences, stack_labels
 from .heads import HeadOutput
 from .metrics import accuracy
 
@@ -227,11 +227,9 @@ class SentencePairDataset:
             ids = [item[f"input_ids_{side}"] for item in items]
             batch[f"input_ids_{side}"] = pad_sequences(ids, self.pad_token_id)
             batch[f"attention_mask_{side}"] = pad_sequences([[1] * len(x) for x in ids], 0)
-        with_labels = sum("labels" in item for item in items)
-        if with_labels not in (0, len(items)):
-            raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")
-        if with_labels:
-            batch["labels"] = torch.stack([item["labels"] for item in items])
+        labels = stack_labels(items)
+        if labels is not None:
+            batch["labels"] = labels
         return batch
 
 
