@@ -1,0 +1,76 @@
+"""Knowledge distillation: train a student on a teacher's soft labels (Hinton et al., 2015).
+
+A teacher's output distribution says more than its arg-max: "this review is 70% positive"
+carries how sure it is and which wrong answer is close. The student learns from those soft
+labels, softened further by a temperature T (both softmaxes divide the logits by T), mixed
+with the ordinary cross-entropy on the true labels:
+
+    loss = soft_weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))
+           + (1 - soft_weight) * cross_entropy(student, labels)
+
+The T^2 keeps the soft term's gradients the same size whatever T is (the gradient of the KL
+term shrinks as 1 / T^2). DistilBERT (Sanh et al., 2019) trains its student this way (plus a
+cosine loss on hidden states); chapter 12 uses the same loss for self-distillation (the
+student has the teacher's own architecture), chapter 13 for a smaller student.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def soft_targets(teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The teacher's class probabilities at `temperature`: `[B, C]` logits -> `[B, C]` rows summing to 1."""
+    _check_temperature(temperature)
+    return torch.softmax(teacher_logits.float() / temperature, dim=-1)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      labels: torch.Tensor | None = None, temperature: float = 2.0,
+                      soft_weight: float = 0.5) -> torch.Tensor:
+    """The distillation loss above, averaged over the batch.
+
+    Args:
+        student_logits: `[B, C]` (or `[B, T, C]` for token tasks: every position is an example).
+        teacher_logits: the same shape; no gradient flows into them (they are detached).
+        labels: `[B]` (or `[B, T]`) class ids, -100 = ignored; None: the soft term alone.
+        temperature: T > 0; 1 = the plain distributions, higher = softer.
+        soft_weight: the soft term's share, in [0, 1]; 1 = soft labels only. Ignored
+            (taken as 1) when `labels` is None.
+
+    Returns:
+        A scalar tensor.
+    """
+    _check_temperature(temperature)
+    if not 0.0 <= soft_weight <= 1.0:
+        raise ValueError(f"soft_weight={soft_weight} must lie in [0, 1] (1 = soft labels only)")
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} must have the same shape: the same "
+                         "examples, in the same order, over the same classes")
+    num_classes = student_logits.size(-1)
+    student = student_logits.reshape(-1, num_classes)
+    teacher = teacher_logits.detach().reshape(-1, num_classes).to(student.dtype)
+    keep = torch.ones(student.size(0), dtype=torch.bool, device=student.device)
+    if labels is not None:
+        if labels.numel() != student.size(0):
+            raise ValueError(f"labels have {labels.numel()} entries but the logits hold "
+                             f"{student.size(0)} examples; give one label per example (-100 = ignored)")
+        labels = labels.reshape(-1)
+        keep = labels != IGNORE_INDEX
+    if not keep.any():
+        raise ValueError("every label is -100: there is nothing to learn from in this batch")
+    log_student = F.log_softmax(student[keep] / temperature, dim=-1)
+    log_teacher = F.log_softmax(teacher[keep] / temperature, dim=-1)
+    soft = F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True) * temperature ** 2
+    if labels is None:
+        return soft
+    hard = F.cross_entropy(student[keep], labels[keep])
+    return soft_weight * soft + (1.0 - soft_weight) * hard
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature} must be > 0 (1 = unchanged, 2-4 is usual)")
