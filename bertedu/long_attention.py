@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .finetuning import model_device, sorted_batches
 from .model import BertModel, check_inputs, scaled_dot_product_attention
+from .qa import qa_logits
 
 
 # ---------------------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
                              batch_size: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Start and end logits of every feature of a `bertedu.qa.QADataset`, with windowed attention.
 
-    The same as `bertedu.qa.qa_logits`, but the encoder runs `sliding_window_encode` with
+    `bertedu.qa.qa_logits` with another forward: the encoder runs `sliding_window_encode` with
     the question tokens global. `model` is a `BertForQuestionAnswering`; its `qa_outputs`
     reads the last layer. Features longer than 512 tokens need
     `extend_position_embeddings(model.bert, ...)` first.
@@ -351,25 +351,14 @@ def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
     Returns:
         `(start_logits, end_logits)`: two lists of FloatTensors `[T_f]` on the CPU, in feature order.
     """
-    device, was_training = model_device(model), model.training
-    model.eval()
-    starts, ends = [None] * len(dataset), [None] * len(dataset)
-    try:
-        for indices in sorted_batches(dataset.lengths, batch_size):
-            batch = dataset.collate([dataset[f] for f in indices])
-            batch = {name: batch[name].to(device) for name in ("input_ids", "token_type_ids", "attention_mask")}
-            hidden = sliding_window_encode(model.bert, batch["input_ids"], batch["token_type_ids"],
-                                           batch["attention_mask"],
-                                           question_global_mask(batch["token_type_ids"], batch["attention_mask"]),
-                                           window)
-            start_logits, end_logits = model.qa_outputs(hidden).unbind(dim=-1)  # (B, T) each
-            for b, f in enumerate(indices):
-                T = dataset.lengths[f]
-                starts[f] = start_logits[b, :T].float().cpu()
-                ends[f] = end_logits[b, :T].float().cpu()
-    finally:
-        model.train(was_training)
-    return starts, ends
+    def windowed_forward(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        global_mask = question_global_mask(batch["token_type_ids"], batch["attention_mask"])
+        hidden = sliding_window_encode(model.bert, batch["input_ids"], batch["token_type_ids"],
+                                       batch["attention_mask"], global_mask, window)
+        start_logits, end_logits = model.qa_outputs(hidden).unbind(dim=-1)  # (B, T) each
+        return start_logits, end_logits
+
+    return qa_logits(model, dataset, batch_size, forward=windowed_forward)
 
 
 def long_squad_examples(records: list[dict], tokenizer, min_tokens: int, seed: int = 0) -> list[dict]:

@@ -33,7 +33,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -380,15 +380,30 @@ def decode_answers(dataset: QADataset, start_logits: Sequence[torch.Tensor], end
 
 
 @torch.no_grad()
-def qa_logits(model: nn.Module, dataset: QADataset,
-              batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def qa_logits(model: nn.Module, dataset: QADataset, batch_size: int = 32,
+              forward: Callable[[dict], tuple[torch.Tensor, torch.Tensor]] | None = None,
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Start and end logits of every feature, without padding, in feature order.
 
     The model (a `BertForQuestionAnswering`) runs in eval mode on length-sorted batches.
 
+    Args:
+        model: the model; put in eval mode for the call, then back in its former mode.
+        dataset: the features (`QADataset`).
+        batch_size: features per forward pass.
+        forward: `forward(batch) -> (start_logits, end_logits)`, each `[B, T]`, for a batch of
+            inputs (`input_ids`, `token_type_ids`, `attention_mask`, already on the model's
+            device); default: `model(**batch)`'s two logits. Chapter 14 passes one that runs
+            the encoder with sliding-window attention
+            (`bertedu.long_attention.sliding_window_qa_logits`).
+
     Returns:
         `(start_logits, end_logits)`: two lists of FloatTensors `[T_f]` on the CPU.
     """
+    if forward is None:
+        def forward(batch):
+            out = model(**batch)
+            return out.start_logits, out.end_logits
     device, was_training = model_device(model), model.training
     model.eval()
     starts, ends = [None] * len(dataset), [None] * len(dataset)
@@ -397,11 +412,11 @@ def qa_logits(model: nn.Module, dataset: QADataset,
             batch = dataset.collate([dataset[f] for f in indices])
             batch.pop("start_positions", None)
             batch.pop("end_positions", None)
-            out = model(**to_device(batch, device))
+            start_logits, end_logits = forward(to_device(batch, device))
             for b, f in enumerate(indices):
                 T = dataset.lengths[f]
-                starts[f] = out.start_logits[b, :T].float().cpu()
-                ends[f] = out.end_logits[b, :T].float().cpu()
+                starts[f] = start_logits[b, :T].float().cpu()
+                ends[f] = end_logits[b, :T].float().cpu()
     finally:
         model.train(was_training)
     return starts, ends
