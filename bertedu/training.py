@@ -186,19 +186,67 @@ def lr_at(step: int, learning_rate: float, warmup_steps: int, max_steps: int) ->
     return learning_rate * max(0.0, remaining)
 
 
-def make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module, config: TrainingConfig,
+                   parameter_groups: Sequence[dict] | None = None) -> torch.optim.AdamW:
     """AdamW with two groups: weight matrices decay, biases and LayerNorm weights do not.
 
     A parameter with 2 or more dimensions is a matrix (linear weights, embeddings); 1-D ones
     are biases and LayerNorm scales, where decay toward 0 only hurts (Google's BERT excludes
     `bias` and `LayerNorm` by name: the same set).
+
+    Args:
+        model: the model whose trainable parameters (`requires_grad`) are optimized.
+        config: gives the peak rate, weight decay and Adam's settings.
+        parameter_groups: None (one peak rate, `config.learning_rate`, for every parameter),
+            or groups with their own peak rates, e.g. layer-wise learning-rate decay
+            (`bertedu.downstream.layerwise_lr_groups`): a list of dicts
+            `{"params": [...], "lr": peak_rate}`. Every trainable parameter must be in
+            exactly one group; each group is split by the decay rule above.
+
+    Every group stores its peak rate as `peak_lr`; `train` sets each group's rate at step s
+    to `lr_at(s, group["peak_lr"], ...)`, so warmup and decay scale every group's own rate.
     """
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    if parameter_groups is None:
+        parameter_groups = [{"params": list(model.parameters()), "lr": config.learning_rate}]
+    else:
+        _check_parameter_groups(model, parameter_groups)
+    groups = []
+    for group in parameter_groups:
+        trainable = [p for p in group["params"] if p.requires_grad]
+        decay = [p for p in trainable if p.dim() >= 2]
+        no_decay = [p for p in trainable if p.dim() < 2]
+        for params, weight_decay in ((decay, config.weight_decay), (no_decay, 0.0)):
+            if params or len(parameter_groups) == 1:  # the default keeps its two groups, even empty
+                groups.append({"params": params, "weight_decay": weight_decay,
+                               "lr": group["lr"], "peak_lr": group["lr"]})
     return torch.optim.AdamW(groups, lr=config.learning_rate,
                              betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+
+
+def _check_parameter_groups(model: nn.Module, parameter_groups: Sequence[dict]) -> None:
+    """Refuse groups that would silently leave a parameter untrained or train it twice."""
+    if isinstance(parameter_groups, dict) or len(parameter_groups) == 0:
+        raise ValueError("parameter_groups must be a non-empty list of dicts {'params': [...], 'lr': rate}")
+    names = {id(p): name for name, p in model.named_parameters()}
+    seen = set()
+    for i, group in enumerate(parameter_groups):
+        if not isinstance(group, dict) or "params" not in group or "lr" not in group:
+            raise ValueError(f"parameter_groups[{i}] must be a dict with 'params' and 'lr' (its peak rate), "
+                             f"got {group!r:.80}")
+        rate = group["lr"]
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise ValueError(f"parameter_groups[{i}]['lr'] must be a peak rate > 0, got {rate!r}")
+        for p in group["params"]:
+            if id(p) not in names:
+                raise ValueError(f"parameter_groups[{i}] holds a tensor of shape {tuple(p.shape)} that is "
+                                 "not a parameter of the model")
+            if id(p) in seen:
+                raise ValueError(f"{names[id(p)]} is in two parameter groups: put each parameter in one")
+            seen.add(id(p))
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if missing:
+        raise ValueError(f"{len(missing)} trainable parameters are in no group (first: {missing[0]}); "
+                         "give every trainable parameter a group, or set requires_grad=False to freeze it")
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -383,7 +431,8 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
           eval_fn: Callable[[nn.Module], dict] | None = None,
           loss_fn: Callable[[nn.Module, dict], torch.Tensor] = default_loss,
           batch_fn: Callable[[int, int, int, int], tuple[list[int], int]] = batch_indices,
-          resume_from: str | Path | None = None) -> History:
+          resume_from: str | Path | None = None,
+          parameter_groups: Sequence[dict] | None = None) -> History:
     """Train `model` on `dataset` for `config.max_steps` optimizer updates.
 
     Args:
@@ -403,6 +452,10 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
             `finetuning.LengthGroupedBatches(dataset.lengths)` (examples of similar length).
         resume_from: a checkpoint file (or a folder holding `checkpoint.pt`) to continue.
             The run continues exactly; its settings (`RESUME_MUST_MATCH`) must be the same.
+        parameter_groups: None (every parameter at `config.learning_rate`), or a list of
+            `{"params": [...], "lr": peak_rate}` with a peak rate per group (layer-wise
+            learning-rate decay); see `make_optimizer`. The warmup and decay of `lr_at`
+            scale each group's own peak rate; the history's `lr` is `config.learning_rate`'s.
 
     Returns:
         The `History` (complete on the first process). The model is left on the device, in
@@ -421,7 +474,7 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     first = rank == 0
 
     model.to(device)
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config, parameter_groups)
     history, first_step = History(), 0
     set_seed(derive_seed(config.seed, rank))  # dropout differs between processes, as it should
     if resume_from is not None:
@@ -464,8 +517,9 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
 
         # 2. The learning rate of this step.
         lr = lr_at(step, config.learning_rate, config.warmup_steps, config.max_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for group in optimizer.param_groups:  # each group's own peak rate, same schedule
+            group["lr"] = lr_at(step, group.get("peak_lr", config.learning_rate),
+                                config.warmup_steps, config.max_steps)
 
         # 3. Forward and backward over the micro-batches; the gradients add up.
         loss_sum, tokens = 0.0, 0

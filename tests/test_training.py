@@ -369,3 +369,71 @@ def test_a_non_finite_loss_stops_the_run():
     with pytest.raises(FloatingPointError, match="step 1"):
         train(model, dataset, config, collate_fn=dataset.collate,
               loss_fn=lambda m, b: pretraining_loss(m, b) * float("nan"))
+
+
+# ---------------------------------------------------------------------------------------
+# Parameter groups with their own peak rates (layer-wise learning-rate decay, chapter 12)
+# ---------------------------------------------------------------------------------------
+def test_parameter_groups_get_their_own_rates_scaled_by_the_same_schedule(monkeypatch):
+    model, dataset = pretraining_setup(dropout=0.0)
+    encoder = [p for n, p in model.named_parameters() if n.startswith("bert.encoder.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("bert.encoder.")]
+    groups = [{"params": encoder, "lr": 1e-4}, {"params": rest, "lr": 1e-3}]
+    config = TrainingConfig(max_steps=5, batch_size=8, learning_rate=1e-3, warmup_steps=2, progress_bar=False)
+    optimizer = make_optimizer(model, config, groups)
+    assert [g["peak_lr"] for g in optimizer.param_groups] == [1e-4, 1e-4, 1e-3, 1e-3]  # decay / no decay each
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0, 0.01, 0.0]
+    seen = []
+    step = torch.optim.AdamW.step
+
+    def spying_step(self, *args, **kwargs):  # the rates the loop set, read at every update
+        seen.append([g["lr"] for g in self.param_groups])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spying_step)
+    history = train(model, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss,
+                    parameter_groups=groups)
+    assert len(seen) == 5
+    for s, rates in enumerate(seen):
+        assert rates == pytest.approx([lr_at(s, r, 2, 5) for r in (1e-4, 1e-4, 1e-3, 1e-3)]), s
+    assert history.train[0]["lr"] == lr_at(0, 1e-3, 2, 5)  # the history keeps config.learning_rate's
+
+
+def test_one_group_at_the_config_rate_equals_the_default():
+    a, dataset = pretraining_setup(dropout=0.0)
+    b, _ = pretraining_setup(dropout=0.0)
+    config = TrainingConfig(max_steps=4, batch_size=8, learning_rate=1e-3, warmup_steps=1, progress_bar=False)
+    train(a, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss)
+    train(b, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss,
+          parameter_groups=[{"params": list(b.parameters()), "lr": 1e-3}])
+    assert max_difference(a.state_dict(), b.state_dict()) == 0.0
+
+
+def test_a_group_at_a_tiny_rate_barely_moves():
+    # the embeddings at a 1000x smaller rate barely move; the blocks move as usual
+    model, dataset = pretraining_setup(dropout=0.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    slow = [p for n, p in model.named_parameters() if n.startswith("bert.embeddings.")]
+    fast = [p for n, p in model.named_parameters() if not n.startswith("bert.embeddings.")]
+    config = TrainingConfig(max_steps=4, batch_size=8, learning_rate=1e-3, progress_bar=False)
+    train(model, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss,
+          parameter_groups=[{"params": slow, "lr": 1e-6}, {"params": fast, "lr": 1e-3}])
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    assert moved["bert.embeddings.position_embeddings.weight"] < 1e-5
+    assert moved["bert.encoder.layer.0.attention.self.query.weight"] > 1e-4
+
+
+@pytest.mark.parametrize("groups, message", [
+    (lambda m: [], "non-empty list"),
+    (lambda m: [{"params": list(m.parameters())}], "'params' and 'lr'"),
+    (lambda m: [{"params": list(m.parameters()), "lr": 0.0}], "peak rate > 0"),
+    (lambda m: [{"params": list(m.parameters()), "lr": 1e-3}, {"params": [m.bert.pooler.dense.bias], "lr": 1e-3}],
+     "in two parameter groups"),
+    (lambda m: [{"params": list(m.bert.encoder.parameters()), "lr": 1e-3}], "in no group"),
+    (lambda m: [{"params": list(m.parameters()) + [torch.nn.Parameter(torch.zeros(3))], "lr": 1e-3}],
+     "not a parameter of the model"),
+])
+def test_bad_parameter_groups_are_refused(groups, message):
+    model, _ = pretraining_setup()
+    with pytest.raises(ValueError, match=message):
+        make_optimizer(model, TrainingConfig(), groups(model))
