@@ -332,11 +332,10 @@ class BertModel(BertPreTrainedModel):
         check_inputs(self.config, input_ids, token_type_ids, attention_mask)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        additive_mask = None
-        if attention_mask is not None:
-            dtype = self.embeddings.word_embeddings.weight.dtype
-            additive_mask = additive_attention_mask(attention_mask, dtype)  # (B, 1, 1, T)
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        additive_mask = None
+        if attention_mask is not None:  # in the hidden states' dtype (float32, or bf16 for a bf16 model)
+            additive_mask = additive_attention_mask(attention_mask, x.dtype)  # (B, 1, 1, T)
         x, all_hidden, all_weights = self.encoder(x, additive_mask, output_hidden_states,
                                                   output_attentions)
         return BertModelOutput(
