@@ -32,7 +32,7 @@ from torch import nn
 
 from .heads import HeadOutput
 from .model import BertModel
-from .pretraining import IGNORE_INDEX, mask_tokens, special_ids
+from .pretraining import IGNORE_INDEX, chosen_mlm_logits, collate_pretraining, mask_tokens, special_ids
 from .training import derive_seed
 
 POOLINGS = ("pooler", "cls", "mean", "cls_layers")
@@ -97,19 +97,7 @@ class MaskedLMDataset:
 
     def collate(self, items: Sequence[dict]) -> dict:
         """Pad to the longest item: `input_ids`, `token_type_ids`, `attention_mask`, `labels`, all `[B, T]`."""
-        if len(items) == 0:
-            raise ValueError("cannot collate an empty list of examples")
-        B, T = len(items), max(len(item["input_ids"]) for item in items)
-        batch = {"input_ids": torch.full((B, T), self.pad_token_id, dtype=torch.long),
-                 "token_type_ids": torch.zeros((B, T), dtype=torch.long),
-                 "attention_mask": torch.zeros((B, T), dtype=torch.long),
-                 "labels": torch.full((B, T), IGNORE_INDEX, dtype=torch.long)}
-        for b, item in enumerate(items):
-            n = len(item["input_ids"])
-            batch["input_ids"][b, :n] = item["input_ids"]
-            batch["attention_mask"][b, :n] = 1
-            batch["labels"][b, :n] = item["labels"]
-        return batch
+        return collate_pretraining(list(items), self.pad_token_id)
 
 
 def mlm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
@@ -122,12 +110,11 @@ def mlm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     """
     if "labels" not in batch:
         raise ValueError(f"an MLM batch needs labels (-100 = not predicted), got keys {sorted(batch)}")
-    chosen = batch["labels"] != IGNORE_INDEX  # (B, T)
-    if not chosen.any():
+    if not (batch["labels"] != IGNORE_INDEX).any():
         raise ValueError("no position of the batch is chosen for the MLM (every label is -100)")
     out = model.bert(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"))
-    logits = model.cls.predictions(out.last_hidden_state[chosen])  # (N, V)
-    return F.cross_entropy(logits, batch["labels"][chosen])
+    logits, labels = chosen_mlm_logits(model, out.last_hidden_state, batch["labels"])  # (N, V), (N,)
+    return F.cross_entropy(logits, labels)
 
 
 @torch.no_grad()

@@ -386,9 +386,14 @@ def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
     Returns a dict of `input_ids`, `token_type_ids`, `attention_mask`, `labels` (all
     `[batch_size, seq_len]`) and `next_sentence_label` (`[batch_size]`). Padding gets
     `pad_token_id`, token type 0, attention 0 and label -100, so it never enters the loss.
+    Items without `next_sentence_label` (single sentences for MLM only, e.g.
+    `bertedu.downstream.MaskedLMDataset`) give a batch without it.
     """
     if not items:
         raise ValueError("cannot collate an empty list of examples")
+    with_nsp = sum("next_sentence_label" in item for item in items)
+    if with_nsp not in (0, len(items)):
+        raise ValueError(f"{with_nsp} of the {len(items)} items have a next_sentence_label: a batch needs all or none")
     B, T = len(items), max(len(item["input_ids"]) for item in items)
     batch = {"input_ids": torch.full((B, T), pad_token_id, dtype=torch.long),
              "token_type_ids": torch.zeros((B, T), dtype=torch.long),
@@ -400,7 +405,8 @@ def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
         batch["token_type_ids"][b, :n] = item["token_type_ids"]
         batch["attention_mask"][b, :n] = 1
         batch["labels"][b, :n] = item["labels"]
-    batch["next_sentence_label"] = torch.stack([item["next_sentence_label"] for item in items])
+    if with_nsp:
+        batch["next_sentence_label"] = torch.stack([item["next_sentence_label"] for item in items])
     return batch
 
 
@@ -422,10 +428,24 @@ def pretraining_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, 
     if "labels" not in batch:
         raise ValueError(f"a pretraining batch needs labels, got keys {sorted(batch)}")
     out = model.bert(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"))
-    chosen = batch["labels"] != IGNORE_INDEX  # (B, T)
-    mlm_logits = model.cls.predictions(out.last_hidden_state[chosen])  # (N, H) -> (N, V)
+    mlm_logits, mlm_labels = chosen_mlm_logits(model, out.last_hidden_state, batch["labels"])
     nsp_logits = model.cls.seq_relationship(out.pooler_output)  # (B, 2)
-    return mlm_logits, batch["labels"][chosen], nsp_logits
+    return mlm_logits, mlm_labels, nsp_logits
+
+
+def chosen_mlm_logits(model, last_hidden_state: torch.Tensor,
+                      labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLM head (`model.cls.predictions`) at the chosen positions only (label != -100).
+
+    Args:
+        last_hidden_state: the encoder's output `[B, T, H]`.
+        labels: `[B, T]` original ids at the chosen positions, -100 elsewhere.
+
+    Returns:
+        `(logits [N, V], labels [N])`, N = chosen positions.
+    """
+    chosen = labels != IGNORE_INDEX  # (B, T)
+    return model.cls.predictions(last_hidden_state[chosen]), labels[chosen]  # (N, H) -> (N, V)
 
 
 def pretraining_loss(model, batch: dict) -> torch.Tensor:
