@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from .distillation import distillation_loss
+from .downstream import ColumnsDataset
 from .model import BertModel
 
 # ---------------------------------------------------------------------------------------
@@ -421,11 +422,12 @@ def magnitude_prune(model: nn.Module, amount: float, scope: str = "global") -> n
 # ---------------------------------------------------------------------------------------
 
 
-class WithTeacherLogits:
+class WithTeacherLogits(ColumnsDataset):
     """A classification dataset whose items also carry the teacher's logits for that example.
 
     The teacher runs once over the training set (`predict_logits`), not at every step of
     every student. `collate` pads like the wrapped dataset and adds `teacher_logits [B, C]`.
+    It is `bertedu.downstream.ColumnsDataset` with one column, checked to be `[N, C]` logits.
 
     Args:
         dataset: e.g. a `SequenceClassificationDataset` (items, `collate`, `lengths`).
@@ -439,20 +441,8 @@ class WithTeacherLogits:
         if teacher_logits.size(0) != len(dataset):
             raise ValueError(f"teacher_logits has {teacher_logits.size(0)} rows but the dataset has "
                              f"{len(dataset)} examples: compute them with predict_logits(teacher, dataset)")
-        self.dataset = dataset
-        self.teacher_logits = teacher_logits.detach().float().cpu()
-        self.lengths = getattr(dataset, "lengths", None)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int) -> dict:
-        return {**self.dataset[i], "teacher_logits": self.teacher_logits[i]}
-
-    def collate(self, items: Sequence[dict]) -> dict:
-        batch = self.dataset.collate([{k: v for k, v in item.items() if k != "teacher_logits"} for item in items])
-        batch["teacher_logits"] = torch.stack([item["teacher_logits"] for item in items])  # (B, C)
-        return batch
+        super().__init__(dataset, teacher_logits=teacher_logits.detach().float().cpu())
+        self.teacher_logits = self.columns["teacher_logits"]
 
 
 def distillation_objective(temperature: float = 2.0, soft_weight: float = 0.5) -> Callable[[nn.Module, dict], torch.Tensor]:
