@@ -6,7 +6,7 @@ leaves its input untouched:
 - **A student with fewer layers** (`student_from_teacher`): keep a subset of the teacher's
   encoder blocks, as DistilBERT (Sanh et al., 2019) initialises its 6-layer student from
   every other layer of BERT-base, then train it on the teacher's soft labels
-  (`WithTeacherLogits` + `distillation_objective`, around `bertedu.distillation`).
+  (`WithTeacherLogits` here, `distillation_objective` in `bertedu.distillation`).
 - **Parameter sharing as in ALBERT** (Lan et al., 2020; `share_layers`): one block's weights
   used by every layer, so L layers store one block; and **factorised embeddings**
   (`factorize_embeddings`): the `V x H` word table replaced by `V x E` then `E x H`. Sharing
@@ -443,19 +443,3 @@ class WithTeacherLogits(ColumnsDataset):
                              f"{len(dataset)} examples: compute them with predict_logits(teacher, dataset)")
         super().__init__(dataset, teacher_logits=teacher_logits.detach().float().cpu())
         self.teacher_logits = self.columns["teacher_logits"]
-
-
-def distillation_objective(temperature: float = 2.0, soft_weight: float = 0.5) -> Callable[[nn.Module, dict], torch.Tensor]:
-    """A `loss_fn(model, batch)` for `bertedu.training.train`: the student's logits against
-    `batch["teacher_logits"]` (and `batch["labels"]` when present) with `distillation_loss`."""
-    # Check the settings now, not at the first training step.
-    distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), None, temperature, soft_weight)
-
-    def loss_fn(model: nn.Module, batch: dict) -> torch.Tensor:
-        if "teacher_logits" not in batch:
-            raise ValueError("the batch has no teacher_logits: wrap the dataset in WithTeacherLogits")
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
-        logits = model(**inputs).logits  # (B, C)
-        return distillation_loss(logits, batch["teacher_logits"], batch.get("labels"), temperature, soft_weight)
-
-    return loss_fn

@@ -15,8 +15,11 @@ student has the teacher's own architecture), chapter 13 for a smaller student.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 IGNORE_INDEX = -100
 
@@ -69,6 +72,25 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         return soft
     hard = F.cross_entropy(student[keep], labels[keep])
     return soft_weight * soft + (1.0 - soft_weight) * hard
+
+
+def distillation_objective(temperature: float = 2.0, soft_weight: float = 0.5) -> Callable[[nn.Module, dict], torch.Tensor]:
+    """A `loss_fn(model, batch)` for `bertedu.training.train`: the student's logits against
+    `batch["teacher_logits"]` (and `batch["labels"]` when present) with `distillation_loss`.
+
+    The batch comes from a dataset with a `teacher_logits` column, e.g.
+    `bertedu.compression.WithTeacherLogits` or `bertedu.downstream.ColumnsDataset`."""
+    # Check the settings now, not at the first training step.
+    distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), None, temperature, soft_weight)
+
+    def loss_fn(model: nn.Module, batch: dict) -> torch.Tensor:
+        if "teacher_logits" not in batch:
+            raise ValueError("the batch has no teacher_logits: wrap the dataset in WithTeacherLogits")
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "teacher_logits")}
+        logits = model(**inputs).logits  # (B, C)
+        return distillation_loss(logits, batch["teacher_logits"], batch.get("labels"), temperature, soft_weight)
+
+    return loss_fn
 
 
 def _check_temperature(temperature: float) -> None:

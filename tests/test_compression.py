@@ -7,11 +7,10 @@ import torch
 from torch import nn
 
 from bertedu import BertConfig, BertForSequenceClassification, BertModel
-from bertedu.compression import (FactorizedEmbedding, Int8Embedding, WithTeacherLogits, distillation_objective,
-                                 factorize_embeddings, latency_per_batch, magnitude_prune, parameter_count,
-                                 quantize_dynamic_int8, quantize_symmetric, share_layers, size_on_disk, sparsity,
-                                 student_from_teacher)
-from bertedu.distillation import distillation_loss
+from bertedu.compression import (FactorizedEmbedding, Int8Embedding, WithTeacherLogits, factorize_embeddings,
+                                 latency_per_batch, magnitude_prune, parameter_count, quantize_dynamic_int8,
+                                 quantize_symmetric, share_layers, size_on_disk, sparsity, student_from_teacher)
+from bertedu.distillation import distillation_loss, distillation_objective
 from bertedu.finetuning import SequenceClassificationDataset
 from bertedu.training import TrainingConfig, set_seed, train
 
