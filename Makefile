@@ -41,9 +41,11 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+# One pytest-xdist worker per core (at most 4: each chapter holds a model or two in memory);
+# conftest.py keeps each file and notebook whole on one worker and gives it one thread.
 test: $(STAMP)
 	@if [ -n "$$CI" ]; then $(MAKE) --no-print-directory browser; fi
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadgroup
 
 # The student versions of the exercises (no solutions) in exercises/release/; see book/instructors.md
 exercises: $(STAMP)
