@@ -45,7 +45,7 @@ browser:
 # conftest.py keeps each file and notebook whole on one worker and gives it one thread.
 test: $(STAMP)
 	@if [ -n "$$CI" ]; then $(MAKE) --no-print-directory browser; fi
-	$(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadgroup
+	$(BIN)/python -m pytest -n auto --maxprocesses=4
 
 # The student versions of the exercises (no solutions) in exercises/release/; see book/instructors.md
 exercises: $(STAMP)

@@ -1,7 +1,7 @@
 """Root pytest hooks: run the suite on every core, and report how long each chapter took.
 
-`make test` runs `pytest -n auto --dist loadgroup` (pytest-xdist): one worker per core, each
-worker takes whole test files and whole notebooks (a notebook's cells share one kernel, so they
+`make test` runs `pytest -n auto` (pytest-xdist): one worker per core, and the scheduler below
+gives each worker whole test files and whole notebooks (a notebook's cells share one kernel, so they
 never split). Every worker, and the notebook kernels it starts, uses one thread: on a 2-core
 machine two chapters side by side finish sooner than two threads sharing one chapter. Chapters
 6, 12 and 15 form one group that runs in that order: chapter 6 leaves the book's pretrained
@@ -23,13 +23,28 @@ BOOK_MODEL_CHAPTERS = ("06_", "12_", "15_")  # the writer first, then its reader
 _notebook_seconds = defaultdict(float)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        name = Path(path).name
-        group = "book-model-chapters" if name.endswith(".ipynb") and name.startswith(BOOK_MODEL_CHAPTERS) else path
-        item.add_marker(pytest.mark.xdist_group(group))
+def work_unit(nodeid: str) -> str:
+    """The unit of work of one worker: a test file or notebook, or the book-model chapters."""
+    path = nodeid.split("::")[0]
+    name = Path(path).name
+    if name.endswith(".ipynb") and name.startswith(BOOK_MODEL_CHAPTERS):
+        return "book-model chapters"
+    return path
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: ignored when xdist is not installed
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WholeFileScheduling(LoadScopeScheduling):
+        """pytest-xdist's `--dist loadscope`, with `work_unit` as the scope: every test of a
+        unit runs on one worker, in collection order. (`--dist loadgroup` would do this with
+        `xdist_group` marks, but pytest-xdist 3.8 cannot rename pytest 9's node ids for it.)"""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WholeFileScheduling(config, log)
 
 
 def pytest_runtest_logreport(report):
