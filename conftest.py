@@ -21,6 +21,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 BOOK_MODEL_CHAPTERS = ("06_", "12_", "15_")  # the writer first, then its readers
 _notebook_seconds = defaultdict(float)
+_notebook_span = []  # (start, stop) wall-clock times of every notebook cell
 
 
 def work_unit(nodeid: str) -> str:
@@ -50,12 +51,17 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_runtest_logreport(report):
     if report.when == "call" and ".ipynb" in report.nodeid:
         _notebook_seconds[report.nodeid.split("::")[0]] += report.duration
+        _notebook_span.append((report.start, report.stop))
 
 
 def pytest_terminal_summary(terminalreporter):
     if not _notebook_seconds:
         return
-    terminalreporter.section("notebook execution times")
+    workers = getattr(terminalreporter.config.option, "numprocesses", None)
+    terminalreporter.section("notebook execution times" + (" (xdist workers, one thread each)" if workers else ""))
     for path, seconds in sorted(_notebook_seconds.items()):
         terminalreporter.write_line(f"{seconds:7.1f} s  {path}")
     terminalreporter.write_line(f"{sum(_notebook_seconds.values()):7.1f} s  total (summed over workers)")
+    first_start, last_stop = min(s for s, _ in _notebook_span), max(e for _, e in _notebook_span)
+    terminalreporter.write_line(f"{last_stop - first_start:7.1f} s  wall clock from the first chapter's start "
+                                "to the last one's end (other tests may run in between)")
