@@ -11,21 +11,15 @@ from bertedu.adapters import (Adapter, AdaptedOutput, add_adapters, count_parame
                               mark_trainable, save_trainable, stored_bytes, trainable_state_dict)
 from bertedu.training import TrainingConfig, set_seed, train
 
+from tiny_classifier import random_batch, tiny_classifier
+
 CONFIG = BertConfig.tiny(vocab_size=100, hidden_size=32, num_attention_heads=2, intermediate_size=64,
                          num_labels=3)
 H, L, M = CONFIG.hidden_size, CONFIG.num_hidden_layers, 8
 
 
 def classifier(seed=0):
-    set_seed(seed)
-    return BertForSequenceClassification(CONFIG).eval()
-
-
-def batch(seed=1, B=4, T=7):
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(B, T, dtype=torch.long)
-    mask[1, 5:] = 0  # one padded sequence
-    return {"input_ids": torch.randint(1, 100, (B, T), generator=g), "attention_mask": mask}
+    return tiny_classifier(CONFIG, seed)
 
 
 def test_adapter_is_the_bottleneck_formula():
@@ -86,7 +80,7 @@ def test_adapters_keep_the_device_dtype_and_mode():
     adapters = [m for m in model.modules() if isinstance(m, Adapter)]
     assert len(adapters) == 2 * L
     assert all(a.down.weight.dtype == torch.float64 and a.training for a in adapters)
-    model(**batch())  # runs in float64 without a dtype error
+    model(**random_batch())  # runs in float64 without a dtype error
 
 
 def test_each_mode_trains_exactly_its_parameters():
@@ -156,7 +150,7 @@ def test_save_and_load_round_trip_only_the_task_tensors(tmp_path):
     assert loaded == sorted(saved)
     tuned.eval(), fresh.eval()
     with torch.no_grad():
-        torch.testing.assert_close(fresh(**batch()).logits, tuned(**batch()).logits, rtol=0, atol=0)
+        torch.testing.assert_close(fresh(**random_batch()).logits, tuned(**random_batch()).logits, rtol=0, atol=0)
 
 
 def test_head_only_file_loads_into_a_plain_model(tmp_path):
@@ -169,7 +163,7 @@ def test_head_only_file_loads_into_a_plain_model(tmp_path):
     assert load_trainable(fresh, path) == sorted(["bert.pooler.dense.weight", "bert.pooler.dense.bias",
                                                   "classifier.weight", "classifier.bias"])
     with torch.no_grad():
-        torch.testing.assert_close(fresh(**batch()).logits, tuned(**batch()).logits)
+        torch.testing.assert_close(fresh(**random_batch()).logits, tuned(**random_batch()).logits)
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bertedu import BertConfig, BertForSequenceClassification, BertModel
+from bertedu import BertConfig, BertModel
 from bertedu.compression import (FactorizedEmbedding, Int8Embedding, WithTeacherLogits, factorize_embeddings,
                                  latency_per_batch, magnitude_prune, parameter_count, quantize_dynamic_int8,
                                  quantize_symmetric, share_layers, size_on_disk, sparsity, student_from_teacher)
@@ -14,25 +14,19 @@ from bertedu.distillation import distillation_loss, distillation_objective
 from bertedu.finetuning import SequenceClassificationDataset
 from bertedu.training import TrainingConfig, set_seed, train
 
+from tiny_classifier import random_batch, tiny_classifier
+
 CONFIG = BertConfig.tiny(vocab_size=100, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
                          intermediate_size=64, num_labels=3)
 
 
 def classifier(seed=0, config=CONFIG):
-    set_seed(seed)
-    return BertForSequenceClassification(config).eval()
-
-
-def batch(seed=1, B=4, T=7):
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(B, T, dtype=torch.long)
-    mask[1, 5:] = 0  # one padded sequence
-    return {"input_ids": torch.randint(1, 100, (B, T), generator=g), "attention_mask": mask}
+    return tiny_classifier(config, seed)
 
 
 def logits(model, b=None):
     with torch.no_grad():
-        return model(**(b or batch())).logits
+        return model(**(b or random_batch())).logits
 
 
 def layer_params(config):
@@ -57,7 +51,7 @@ def test_a_student_runs_the_kept_layers_in_order():
     assert student.config.num_hidden_layers == 2 and student.bert.config.num_hidden_layers == 2
     assert teacher.config.num_hidden_layers == 4  # the teacher's config is untouched
     assert len(teacher.bert.encoder.layer) == 4
-    b = batch()
+    b = random_batch()
     with torch.no_grad():
         x = teacher.bert.embeddings(b["input_ids"], torch.zeros_like(b["input_ids"]))
         mask = (1.0 - b["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
@@ -111,7 +105,7 @@ def test_shared_layers_can_run_more_times_and_train_as_one():
     assert parameter_count(shared) == parameter_count(classifier()) - 3 * layer_params(CONFIG)
     # every use adds to the one gradient
     shared.train()
-    out = shared(**batch(), labels=torch.tensor([0, 1, 2, 0]))
+    out = shared(**random_batch(), labels=torch.tensor([0, 1, 2, 0]))
     out.loss.backward()
     assert shared.bert.encoder.layer[5].intermediate.dense.weight.grad is not None
     # the file stores the block once
@@ -294,10 +288,10 @@ def test_size_on_disk_is_about_four_bytes_per_weight():
 
 def test_latency_is_positive_and_refuses_bad_input():
     model = classifier().train()
-    seconds = latency_per_batch(model, {**batch(), "labels": torch.zeros(4, dtype=torch.long)}, repeats=2)
+    seconds = latency_per_batch(model, {**random_batch(), "labels": torch.zeros(4, dtype=torch.long)}, repeats=2)
     assert seconds > 0 and model.training  # mode given back
     with pytest.raises(ValueError, match="repeats"):
-        latency_per_batch(model, batch(), repeats=0)
+        latency_per_batch(model, random_batch(), repeats=0)
     with pytest.raises(ValueError, match="input_ids"):
         latency_per_batch(model, {"x": 1})
 
