@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+# The reference libraries (transformers, sentence-transformers) draw a "Loading weights"
+# progress bar for every checkpoint they load; in test output it is noise, not a result.
+# huggingface_hub reads this variable when it is first imported, which is after this file,
+# here for every test and every notebook kernel that pytest starts.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Read by PyTorch (and its BLAS) when it starts, here and in every notebook kernel.
     os.environ.setdefault("OMP_NUM_THREADS", "1")

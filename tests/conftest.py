@@ -6,11 +6,6 @@ import pytest
 
 from bertedu.checkpoints import minilm_path
 
-# The reference libraries (transformers, sentence-transformers) draw a "Loading weights"
-# progress bar for every checkpoint they load; in test output it is noise, not a result.
-# huggingface_hub reads this variable when it is first imported, which is after this file.
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
