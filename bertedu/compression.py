@@ -30,12 +30,11 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from .distillation import distillation_loss
 from .downstream import ColumnsDataset
 from .model import BertModel
 
