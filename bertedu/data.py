@@ -7,7 +7,7 @@ Every loader returns a list of dicts that prints well in a notebook, for example
 
 | loader | splits | record |
 |---|---|---|
-| `load_wikitext2` | valid, test (train: download) | title, paragraphs |
+| `load_wikitext2` | train, valid, test | title, paragraphs |
 | `load_sst2` | train, dev, test | sentence, label |
 | `load_smsspam` | one file; `split_smsspam` holds out a test set | text, label |
 | `load_mrpc` | train, dev, test | sentence1, sentence2, label, id1, id2 |
@@ -160,8 +160,10 @@ REMOTE_FILES: dict[str, RemoteFile] = {
     "wikitext2/wiki.test.tokens": RemoteFile(
         f"{_WIKITEXT2}/test.txt",
         "d790b833ef8cf03a90db7bf1271b7520b83c45ce07ba3c1a9699df81e239eca0"),
-    # No checksum of the train file is published; the course copy lacks it (it is too big).
-    "wikitext2/wiki.train.tokens": RemoteFile(f"{_WIKITEXT2}/train.txt", None),
+    # The train split's SHA-256 (10,797,148 bytes): the official file's published SHA-1 and
+    # MD5 match the course copy, so this is the official file's digest too.
+    "wikitext2/wiki.train.tokens": RemoteFile(
+        f"{_WIKITEXT2}/train.txt", "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f"),
 }
 
 # Names for error messages, by the first folder of a relative path.
@@ -346,7 +348,7 @@ def read_wikitext2_lines(split: str) -> list[str]:
     `<eos>` per line, blank lines included.
 
     Args:
-        split: "valid" or "test"; "train" is not in the course copy and is downloaded.
+        split: "train", "valid" or "test" (the course copy holds all three).
     """
     _check_split(split, ("train", "valid", "test"), "WikiText-2")
     return _read_lines(dataset_file(f"wikitext2/wiki.{split}.tokens"))
@@ -367,7 +369,7 @@ def load_wikitext2(split: str) -> list[dict]:
     `<unk>` for rare words.
 
     Args:
-        split: "valid" or "test"; "train" is downloaded.
+        split: "train", "valid" or "test".
 
     Returns:
         A list of `{"title": str, "paragraphs": [str, ...]}` with titles and paragraphs

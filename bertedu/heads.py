@@ -79,7 +79,9 @@ class BertLMPredictionHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden_states):
-        return self.decoder(self.transform(hidden_states)) + self.bias  # (B, T, V)
+        # one fused matrix product with the bias (F.linear), not a product and then a separate
+        # `+ bias` pass over the [B, T, V] scores
+        return F.linear(self.transform(hidden_states), self.decoder.weight, self.bias)  # (B, T, V)
 
 
 class BertPreTrainingHeads(nn.Module):

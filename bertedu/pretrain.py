@@ -12,23 +12,27 @@
 The output folder receives, in the Hugging Face layout, `config.json`, `model.safetensors`,
 `vocab.txt` and `tokenizer_config.json` (so `transformers.BertForPreTraining.from_pretrained`
 and `bertedu.BertForPreTraining.from_pretrained` both load it), plus `checkpoint.pt` (to
-resume) and `history.json` (losses and held-out metrics, to plot).
+resume), `history.json` (losses and held-out metrics, to plot) and `run.json` (the command,
+seed, library commit and machine).
+
+`book_model()` returns the book's BERT: a long run of this command, shipped with the package
+(`bertedu/book_bert/`; `run.json` there gives its command).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
 from .config import BertConfig
-from .data import cache_folder
 from .heads import BertForPreTraining
-from .pretraining import (PretrainingRecipe, evaluate_pretraining, pretraining_loss,
+from .pretraining import (PretrainingRecipe, build_pretraining_model, evaluate_pretraining, pretraining_loss,
                           prepare_pretraining_data, train_tokenizer, wikitext_documents,
                           wikitext_splits)
 from .tokenization import BertTokenizer
@@ -85,7 +89,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="held-out text file in the same format (default for wikitext2: its test split)")
     parser.add_argument("--vocab", default=None,
                         help="a vocab.txt or a folder with one; default: train WordPiece on the corpus")
+    parser.add_argument("--num-layers", type=int, default=None,
+                        help="--model-size recipe only: encoder layers L (default %d)" % defaults.num_hidden_layers)
+    parser.add_argument("--hidden-size", type=int, default=None,
+                        help="--model-size recipe only: width H (default %d)" % defaults.hidden_size)
+    parser.add_argument("--num-heads", type=int, default=None,
+                        help="--model-size recipe only: attention heads A (default %d)" % defaults.num_attention_heads)
+    parser.add_argument("--intermediate-size", type=int, default=None,
+                        help="--model-size recipe only: feed-forward width (default 4 H)")
+    parser.add_argument("--initializer-range", type=float, default=None,
+                        help="--model-size recipe only: std of the weights' normal init (default %g)" % defaults.initializer_range)
+    parser.add_argument("--position-init", choices=("normal", "sinusoidal"), default=defaults.position_init,
+                        help="start the position embeddings as BERT does (normal) or as the Transformer's "
+                             "sinusoids (pretraining.sinusoidal_positions)")
     parser.add_argument("--vocab-size", type=int, default=defaults.vocab_size)
+    parser.add_argument("--dupe-factor", type=int, default=defaults.dupe_factor,
+                        help="passes over the corpus, each cut into different pairs")
+    parser.add_argument("--mlm-probability", type=float, default=defaults.mlm_probability,
+                        help="share of WordPieces chosen for MLM (BERT: 0.15)")
     parser.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
     parser.add_argument("--masking", choices=("dynamic", "static"), default=defaults.masking)
     parser.add_argument("--steps", type=int, default=defaults.max_steps, help="optimizer updates")
@@ -103,6 +124,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"continue the run saved in OUTPUT_DIR/{CHECKPOINT_NAME}")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: PyTorch's, one per core); give 1 when "
+                             "another busy process shares the CPU: threads that wait for each other "
+                             "run many times slower")
+    parser.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="auto",
+                        help="bf16 autocast: auto = where the hardware has bf16 (training.use_mixed_precision)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -116,11 +143,23 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--resume: there is no {checkpoint} to continue")
     if not args.resume and checkpoint.is_file():
         raise SystemExit(f"{checkpoint} exists: add --resume to continue that run, or choose another --output-dir")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    architecture = {name: value for name, value in (
+        ("num_hidden_layers", args.num_layers), ("hidden_size", args.hidden_size),
+        ("num_attention_heads", args.num_heads), ("intermediate_size", args.intermediate_size),
+        ("initializer_range", args.initializer_range)) if value is not None}
+    if architecture and args.model_size != "recipe":
+        raise SystemExit(f"--num-layers/--hidden-size/--num-heads/--intermediate-size/--initializer-range set the recipe's "
+                         f"model; --model-size {args.model_size} has its own sizes")
+    if args.hidden_size is not None and args.intermediate_size is None:
+        architecture["intermediate_size"] = 4 * args.hidden_size
     recipe = dataclasses.replace(
         PretrainingRecipe(), vocab_size=args.vocab_size, max_seq_length=args.max_seq_length,
-        masking=args.masking, max_steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-        weight_decay=args.weight_decay,
-        eval_examples=args.eval_examples, seed=args.seed)
+        dupe_factor=args.dupe_factor, masking=args.masking, mlm_probability=args.mlm_probability,
+        position_init=args.position_init,
+        max_steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+        weight_decay=args.weight_decay, eval_examples=args.eval_examples, seed=args.seed, **architecture)
 
     # 1. The corpus, as documents of sentences.
     if args.corpus == "wikitext2":
@@ -149,16 +188,22 @@ def main(argv: list[str] | None = None) -> dict:
 
     # 3. The model and the loop.
     set_seed(args.seed)
-    model = BertForPreTraining(model_config(args.model_size, tokenizer.vocab_size, recipe))
+    if args.model_size == "recipe":
+        model = build_pretraining_model(recipe, tokenizer.vocab_size)
+    else:
+        model = BertForPreTraining(model_config(args.model_size, tokenizer.vocab_size, recipe))
     config = recipe.training_config(
         gradient_accumulation_steps=args.grad_accum,
         warmup_steps=recipe.warmup_steps if args.warmup_steps is None else args.warmup_steps,
         eval_every=args.eval_every,
         save_every=args.save_every, output_dir=str(output_dir), device=args.device,
+        mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision],
         progress_bar=not args.no_progress)
     output_dir.mkdir(parents=True, exist_ok=True)
     if is_first and not args.resume:
         tokenizer.save_pretrained(output_dir)
+        argv_given = list(argv) if argv is not None else sys.argv[1:]
+        (output_dir / "run.json").write_text(json.dumps(run_record(argv_given, args), indent=1))
     history = train(model, data["train_dataset"], config, collate_fn=data["train_dataset"].collate,
                     loss_fn=pretraining_loss,
                     eval_fn=lambda m: evaluate_pretraining(m, data["eval_dataset"]),
@@ -175,27 +220,46 @@ def main(argv: list[str] | None = None) -> dict:
     return {"history": history, "metrics": history.eval[-1] if history.eval else {}}
 
 
-def book_model_folder() -> Path:
-    """Where `book_model` keeps the book's small BERT: a folder of the download cache whose
-    name carries a digest of the recipe's settings, so a changed recipe trains a new model."""
-    settings = json.dumps(dataclasses.asdict(PretrainingRecipe()), sort_keys=True) + "/".join(wikitext_splits())
-    return cache_folder() / "models" / f"book-bert-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+BOOK_BERT = Path(__file__).resolve().parent / "book_bert"
+BOOK_BERT_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                   "history.json", "run.json")
 
 
-def book_model(output_dir: str | Path | None = None, extra_args: list[str] | tuple[str, ...] = ()) -> Path:
-    """The folder of the book's small pretrained BERT (chapter 6's recipe on WikiText-2).
+def book_model() -> Path:
+    """The folder of the book's BERT, pretrained once and shipped inside the package.
 
-    The first call pretrains it with this command line's defaults (about 4 minutes on 2 cores)
-    into `output_dir` (default: `book_model_folder()`); later calls find `model.safetensors`
-    there and return at once. A run that was interrupted resumes from its checkpoint. Load it
-    with `BertForPreTraining.from_pretrained(folder)` and `BertTokenizer.from_pretrained(folder)`.
-    `extra_args` are passed on to the command line (tests use them to make a tiny run).
+    It holds, in the Hugging Face layout, `config.json`, `model.safetensors` (fp16: it loads
+    into fp32 models) and `vocab.txt`, so `BertForPreTraining.from_pretrained(folder)`,
+    `transformers.BertForPreTraining.from_pretrained(folder)` and both tokenizers load it as
+    it is; plus `history.json` (the run's losses and held-out metrics) and `run.json` (the
+    exact command, seed, library commit and machine of the run). `cloze.tsv` holds the cloze
+    probes that were written before it was trained. Nothing is downloaded or trained here.
+    CONTRIBUTING.md says how the model is rebuilt.
     """
-    folder = Path(output_dir) if output_dir is not None else book_model_folder()
-    if not (folder / "model.safetensors").is_file():
-        resume = ["--resume"] if (folder / CHECKPOINT_NAME).is_file() else []
-        main(["--output-dir", str(folder), "--no-progress", *extra_args, *resume])
-    return folder
+    missing = [name for name in BOOK_BERT_FILES if not (BOOK_BERT / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"the book's BERT is incomplete in {BOOK_BERT}: {missing} missing; "
+                                "reinstall bertedu, or rebuild the model as CONTRIBUTING.md describes")
+    return BOOK_BERT
+
+
+def run_record(argv: list[str], args: argparse.Namespace) -> dict:
+    """What `run.json` records about a run: the command, seed, library commit and machine."""
+    import platform
+    import subprocess
+    import time
+
+    def git(*command):
+        try:
+            return subprocess.run(["git", *command], cwd=Path(__file__).parent, capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"command": "python -m bertedu.pretrain " + " ".join(argv), "seed": args.seed,
+            "commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "bertedu")),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": f"{platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} CPUs"}
 
 
 if __name__ == "__main__":

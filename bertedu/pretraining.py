@@ -31,6 +31,7 @@ pretrain_recipe.py` runs it and prints the held-out figures.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections import Counter
@@ -500,6 +501,9 @@ def baselines(train_examples: list[NspExample], eval_dataset: PretrainingDataset
       training pairs;
     - `mlm_masked_unigram_accuracy`: the same, scored at the `[MASK]` positions only (the
       baseline of `evaluate_pretraining`'s `mlm_masked_accuracy`);
+    - `mlm_context_free_accuracy`: over all chosen positions, copy the token the position
+      shows, and guess the unigram token at `[MASK]` (the best a model can do that reads no
+      context: at the 10% left unchanged the answer is in the input);
     - `nsp_majority_accuracy`: always predict the more frequent training NSP label.
     """
     specials = set(special_ids(tokenizer))
@@ -509,12 +513,100 @@ def baselines(train_examples: list[NspExample], eval_dataset: PretrainingDataset
     labels = torch.cat([eval_dataset[i]["labels"] for i in range(len(eval_dataset))])
     inputs = torch.cat([eval_dataset[i]["input_ids"] for i in range(len(eval_dataset))])
     chosen = labels != IGNORE_INDEX
-    labels, masked = labels[chosen], inputs[chosen] == tokenizer.mask_token_id
+    labels, shown = labels[chosen], inputs[chosen]
+    masked = shown == tokenizer.mask_token_id
+    context_free = torch.where(masked, labels == top_token, shown == labels)
     nsp = torch.stack([eval_dataset[i]["next_sentence_label"] for i in range(len(eval_dataset))])
     return {"mlm_unigram_accuracy": (labels == top_token).float().mean().item(),
             "mlm_masked_unigram_accuracy": (labels[masked] == top_token).float().mean().item(),
             "mlm_unigram_token": top_token,
+            "mlm_context_free_accuracy": context_free.float().mean().item(),
             "nsp_majority_accuracy": (nsp == majority).float().mean().item()}
+
+
+def read_cloze_probes(path: str | Path) -> list[tuple[str, str]]:
+    """Cloze probes from a text file: one `sentence<TAB>answer` per line, the sentence with one
+    `[MASK]`; lines starting with `#` are comments. The book's set is
+    `bertedu/book_bert/cloze.tsv`, written before the book's BERT was trained."""
+    probes = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        sentence, tab, answer = line.partition("\t")
+        if not tab or sentence.count("[MASK]") != 1 or not answer.strip():
+            raise ValueError(f"{path}, line {number}: expected 'sentence with one [MASK]<TAB>answer', got {line!r}")
+        probes.append((sentence.strip(), answer.strip()))
+    return probes
+
+
+@torch.no_grad()
+def cloze_predictions(model, tokenizer, probes: list[tuple[str, str]], k: int = 5) -> list[dict]:
+    """Fill in the `[MASK]` of each probe with a masked LM; score the answer's rank.
+
+    Args:
+        model: a `BertForPreTraining` or `BertForMaskedLM` (its output has MLM `logits`).
+        tokenizer: its `BertTokenizer`; every answer must be one WordPiece of it.
+        probes: `(sentence with one [MASK], answer)` pairs, e.g. from `read_cloze_probes`.
+        k: how many guesses count as a hit.
+
+    Returns:
+        One dict per probe: `sentence`, `answer`, `top` (the k best WordPieces, best first),
+        `rank` (1 = the best guess) and `hit` (rank <= k).
+    """
+    answer_ids = []
+    for sentence, answer in probes:
+        pieces = tokenizer.tokenize(answer)
+        if len(pieces) != 1:
+            raise ValueError(f"cloze answer {answer!r} is {pieces} in this vocabulary: each answer must be one WordPiece")
+        answer_ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
+    was_training = model.training
+    model.eval()
+    inputs = tokenizer([sentence for sentence, _ in probes], padding=True, return_tensors="pt")
+    device = next(model.parameters()).device
+    logits = model(**{name: tensor.to(device) for name, tensor in inputs.items()}).logits.float().cpu()  # (P, T, V)
+    model.train(was_training)
+    at_mask = logits[inputs["input_ids"] == tokenizer.mask_token_id]  # (P, V): one [MASK] per probe
+    results = []
+    for (sentence, answer), answer_id, scores in zip(probes, answer_ids, at_mask):
+        rank = int((scores > scores[answer_id]).sum()) + 1
+        top = tokenizer.convert_ids_to_tokens(scores.topk(k).indices.tolist())
+        results.append({"sentence": sentence, "answer": answer, "top": top, "rank": rank, "hit": rank <= k})
+    return results
+
+
+def book_bert_report(model, tokenizer, cloze_path: str | Path, eval_examples: int = 2048, seed: int = 0) -> dict:
+    """Held-out figures of a model pretrained on WikiText-2, with their baselines: what
+    `benchmarks/book_bert.py` prints and chapter 6 shows for the book's BERT.
+
+    The held-out pairs come from WikiText-2's test split, cut at the model's
+    `max_position_embeddings`, with static masks at 15%; the baselines count tokens and labels
+    of the training split's pairs (`wikitext_splits`).
+
+    Returns:
+        A dict: `metrics` (`evaluate_pretraining`), `baselines` (`baselines`), `n_eval_pairs`,
+        `n_mask_positions`, `cloze` (`cloze_predictions` on the probes of `cloze_path`),
+        `cloze_top5` (share of probes answered in the top 5) and
+        `cloze_top5_frequency_baseline` (the same for always guessing the 5 most frequent
+        training tokens).
+    """
+    from .data import load_wikitext2
+
+    train_split, eval_split = wikitext_splits()
+    recipe = dataclasses.replace(PretrainingRecipe(), max_seq_length=model.config.max_position_embeddings,
+                                 dupe_factor=1, eval_examples=eval_examples, seed=seed)
+    data = prepare_pretraining_data(wikitext_documents(load_wikitext2(train_split)),
+                                    wikitext_documents(load_wikitext2(eval_split)), tokenizer, recipe)
+    eval_dataset = data["eval_dataset"]
+    metrics = evaluate_pretraining(model, eval_dataset)
+    base = baselines(data["train_examples"], eval_dataset, tokenizer)
+    cloze = cloze_predictions(model, tokenizer, read_cloze_probes(cloze_path))
+    specials = set(special_ids(tokenizer))
+    counts = Counter(t for e in data["train_examples"] for t in e.tokens_a + e.tokens_b if t not in specials)
+    frequent = set(tokenizer.convert_ids_to_tokens([t for t, _ in counts.most_common(5)]))
+    n_masks = sum(int((eval_dataset[i]["input_ids"] == tokenizer.mask_token_id).sum()) for i in range(len(eval_dataset)))
+    return {"metrics": metrics, "baselines": base, "n_eval_pairs": len(eval_dataset), "n_mask_positions": n_masks,
+            "cloze": cloze, "cloze_top5": sum(c["hit"] for c in cloze) / len(cloze),
+            "cloze_top5_frequency_baseline": sum(c["answer"] in frequent for c in cloze) / len(cloze)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -551,6 +643,8 @@ class PretrainingRecipe:
     num_attention_heads: int = 2
     intermediate_size: int = 512
     dropout: float = 0.0  # hidden and attention dropout; BERT's 0.1 only slows a model this undertrained
+    initializer_range: float = 0.02  # std of the weights' normal init (BERT's 0.02)
+    position_init: str = "normal"  # "normal" (BERT) or "sinusoidal" (`sinusoidal_positions`)
     max_steps: int = 1500
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -565,7 +659,8 @@ class PretrainingRecipe:
                           num_attention_heads=self.num_attention_heads,
                           intermediate_size=self.intermediate_size,
                           max_position_embeddings=self.max_seq_length,
-                          hidden_dropout_prob=self.dropout, attention_probs_dropout_prob=self.dropout)
+                          hidden_dropout_prob=self.dropout, attention_probs_dropout_prob=self.dropout,
+                          initializer_range=self.initializer_range)
 
     @property
     def warmup_steps(self) -> int:
@@ -577,6 +672,40 @@ class PretrainingRecipe:
                         weight_decay=self.weight_decay, seed=self.seed)
         settings.update(overrides)
         return TrainingConfig(**settings)
+
+
+def sinusoidal_positions(num_positions: int, hidden_size: int, std: float = 0.02) -> torch.Tensor:
+    """The Transformer's fixed position encoding (Vaswani et al. 2017, section 3.5), scaled so
+    that its entries have standard deviation `std`, like BERT's freshly initialized embeddings.
+
+    Row t holds sin(t / 10000^(2i/H)) in column 2i and cos(...) in column 2i + 1. Position
+    t + k is a rotation of position t, the same rotation for every t, so one linear map of
+    the query and key can make attention prefer "the next token" at every position.
+
+    Returns:
+        `[num_positions, hidden_size]`: a starting value for BERT's learned
+        `position_embeddings`, which training then changes like any other weight.
+    """
+    positions = torch.arange(num_positions, dtype=torch.float32)[:, None]  # (T, 1)
+    frequencies = 10000.0 ** (-torch.arange(0, hidden_size, 2, dtype=torch.float32) / hidden_size)  # (H/2,)
+    table = torch.zeros(num_positions, hidden_size)
+    table[:, 0::2] = torch.sin(positions * frequencies)
+    table[:, 1::2] = torch.cos(positions * frequencies[: hidden_size // 2])
+    return table * (std / table.std())
+
+
+def build_pretraining_model(recipe: PretrainingRecipe, vocab_size: int):
+    """A freshly initialized `BertForPreTraining` of the recipe's size and initialization."""
+    from .heads import BertForPreTraining
+
+    if recipe.position_init not in ("normal", "sinusoidal"):
+        raise ValueError(f"position_init must be 'normal' or 'sinusoidal', got {recipe.position_init!r}")
+    model = BertForPreTraining(recipe.model_config(vocab_size))
+    if recipe.position_init == "sinusoidal":
+        table = model.bert.embeddings.position_embeddings.weight
+        with torch.no_grad():
+            table.copy_(sinusoidal_positions(*table.shape, std=recipe.initializer_range))
+    return model
 
 
 def wikitext_splits() -> tuple[str, str]:
@@ -609,8 +738,9 @@ def prepare_pretraining_data(train_documents: list[list[str]], eval_documents: l
     The training pairs are `recipe.dupe_factor` passes over the corpus, each cut into pairs
     with its own seed, as Google's `create_pretraining_data.py --dupe_factor` does: the same
     sentences, paired and truncated differently. The held-out set is `recipe.eval_examples`
-    pairs (or all, if fewer) drawn at random from `eval_documents`, with static masks, so
-    every evaluation scores the same positions.
+    pairs (or all, if fewer) drawn at random from `eval_documents`, with static masks at BERT's
+    15% (whatever `recipe.mlm_probability` is), so every evaluation scores the same positions
+    and runs with different masking rates compare.
 
     Returns:
         A dict with `train_examples` (the `NspExample`s), `train_dataset` and `eval_dataset`.
@@ -628,6 +758,6 @@ def prepare_pretraining_data(train_documents: list[list[str]], eval_documents: l
         "train_examples": train_examples,
         "train_dataset": PretrainingDataset(train_examples, tokenizer, recipe.masking,
                                             recipe.mlm_probability, seed=recipe.seed),
-        "eval_dataset": PretrainingDataset(eval_examples, tokenizer, "static",
-                                           recipe.mlm_probability, seed=recipe.seed + 1),
+        # held-out masks at BERT's 15% whatever the training rate, so runs compare
+        "eval_dataset": PretrainingDataset(eval_examples, tokenizer, "static", 0.15, seed=recipe.seed + 1),
     }

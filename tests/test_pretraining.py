@@ -410,6 +410,48 @@ def test_a_few_steps_reduce_the_pretraining_loss():
     assert after["mlm_accuracy"] > before["mlm_accuracy"] + 0.1
 
 
+def test_training_follows_the_same_curve_as_transformers():
+    """No defect in the model or the loss: the same batches and the same AdamW updates through
+    `transformers.BertForPreTraining` give the same losses, step after step (fp32)."""
+    import transformers
+    tokenizer = word_tokenizer(60)
+    rng = random.Random(0)
+    ids = list(range(5, tokenizer.vocab_size))
+    weights = [1 / (rank + 1) ** 1.5 for rank in range(len(ids))]  # Zipf: something to learn
+    documents = [[rng.choices(ids, weights, k=rng.randint(3, 10)) for _ in range(rng.randint(2, 6))]
+                 for _ in range(30)]
+    dataset = PretrainingDataset(create_nsp_examples(documents, 32, seed=0), tokenizer, "dynamic", seed=0)
+    set_seed(0)
+    ours = tiny_model(tokenizer.vocab_size)
+    theirs = transformers.BertForPreTraining(transformers.BertConfig(**{
+        k: v for k, v in ours.config.to_dict().items() if k not in ("id2label", "architectures")}))
+    missing, unexpected = theirs.load_state_dict(ours.state_dict(), strict=False)
+    # transformers ties decoder.bias to cls.predictions.bias, and may keep a position_ids buffer
+    assert not unexpected and set(missing) <= {"cls.predictions.decoder.bias", "bert.embeddings.position_ids"}, missing
+    config = TrainingConfig(max_steps=20, batch_size=16, learning_rate=2e-3, warmup_steps=4,
+                            mixed_precision=False, progress_bar=False)
+    history = train(ours, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss)
+
+    from bertedu.training import batch_indices, lr_at, make_optimizer  # the same batches and updates, by hand
+    optimizer = make_optimizer(theirs, config)
+    theirs.train()
+    losses = []
+    for step in range(config.max_steps):
+        indices, epoch = batch_indices(step, len(dataset), config.batch_size, config.seed)
+        dataset.set_epoch(epoch)
+        batch = dataset.collate([dataset[i] for i in indices])
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config.learning_rate, config.warmup_steps, config.max_steps)
+        loss = theirs(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    assert history.losses == pytest.approx(losses, abs=1e-4)
+    assert losses[-1] < losses[0] - 0.5  # and the curve falls
+
+
 def test_prepare_pretraining_data_makes_dupe_factor_passes():
     import dataclasses
 
@@ -499,17 +541,21 @@ def test_cli_pretrains_and_saves_a_folder_transformers_loads(tmp_path):
     assert resumed["history"].losses == result["history"].losses
 
 
-def test_book_model_trains_once_then_reuses_the_folder(tmp_path):
-    from bertedu.pretrain import book_model
+def test_cli_records_its_command_and_sets_the_recipe_model(tmp_path):
+    import json
+
+    from bertedu.pretrain import main
 
     corpus = write_corpus(tmp_path / "train.txt", 30, seed=0)
     held_out = write_corpus(tmp_path / "eval.txt", 6, seed=1)
-    tiny = ["--corpus", str(corpus), "--eval-corpus", str(held_out), "--model-size", "tiny",
-            "--vocab-size", "80", "--max-seq-length", "32", "--steps", "2", "--batch-size", "8"]
-    folder = book_model(tmp_path / "book", extra_args=tiny)
-    weights = folder / "model.safetensors"
-    assert weights.is_file() and (folder / "vocab.txt").is_file()
-    first = weights.stat().st_mtime_ns
-    assert book_model(tmp_path / "book", extra_args=tiny) == folder  # found: no second training
-    assert weights.stat().st_mtime_ns == first
-    BertForPreTraining.from_pretrained(folder)
+    argv = ["--corpus", str(corpus), "--eval-corpus", str(held_out), "--output-dir", str(tmp_path / "run"),
+            "--num-layers", "1", "--hidden-size", "24", "--num-heads", "2", "--vocab-size", "80",
+            "--max-seq-length", "32", "--steps", "2", "--batch-size", "8", "--no-progress", "--threads", "1"]
+    main(argv)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["command"] == "python -m bertedu.pretrain " + " ".join(argv)
+    assert run["seed"] == 0 and run["threads"] == 1
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]) == (1, 24, 96)
+    with pytest.raises(SystemExit, match="own sizes"):
+        main(argv[:-2] + ["--model-size", "tiny", "--output-dir", str(tmp_path / "other")])

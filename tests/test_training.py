@@ -14,9 +14,10 @@ import torch
 from bertedu import BertConfig, BertForPreTraining, BertForSequenceClassification
 from bertedu.pretraining import PretrainingDataset, create_nsp_examples, pretraining_loss
 from bertedu.tokenization import BertTokenizer
-from bertedu.training import (CHECKPOINT_NAME, History, TrainingConfig, batch_indices, derive_seed,
-                              load_checkpoint, lr_at, make_optimizer, read_checkpoint, save_checkpoint,
-                              set_seed, train, use_mixed_precision)
+from bertedu import training
+from bertedu.training import (CHECKPOINT_NAME, History, TrainingConfig, batch_indices, cpu_has_fast_bf16,
+                              derive_seed, load_checkpoint, lr_at, make_optimizer, read_checkpoint,
+                              save_checkpoint, set_seed, train, use_mixed_precision)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import build_run  # noqa: E402  (the same run the torchrun test launches)
@@ -226,8 +227,10 @@ def test_gradient_accumulation_equals_the_whole_batch_at_once(accumulation):
             vocab_size=40, hidden_size=32, num_attention_heads=2, intermediate_size=64, num_labels=3,
             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
         dataset = FixedLengthDataset()
+        # fp32: the identity is exact arithmetic; bf16 rounds a batch of 8 and two of 4 differently
         history = train(model, dataset, TrainingConfig(max_steps=4, batch_size=8, gradient_accumulation_steps=steps,
-                                                       learning_rate=1e-3, progress_bar=False),
+                                                       learning_rate=1e-3, progress_bar=False,
+                                                       mixed_precision=False),
                         collate_fn=dataset.collate)
         results.append((model.state_dict(), history.losses))
     assert max_difference(results[0][0], results[1][0]) < 1e-6
@@ -332,10 +335,38 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
 # ---------------------------------------------------------------------------------------
 # Settings and bad input
 # ---------------------------------------------------------------------------------------
-def test_mixed_precision_is_off_on_cpu_by_default_and_works_when_asked():
-    assert use_mixed_precision(None, torch.device("cpu")) is False
-    assert use_mixed_precision(True, torch.device("cpu")) is True
-    fp32 = run(*pretraining_setup(dropout=0.0), max_steps=2)
+def test_mixed_precision_follows_the_cpu_and_can_be_forced(monkeypatch):
+    cpu = torch.device("cpu")
+    assert use_mixed_precision(None, cpu) is cpu_has_fast_bf16()
+    assert use_mixed_precision(True, cpu) is True
+    assert use_mixed_precision(False, cpu) is False
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)  # a CPU without bf16 hardware
+    assert use_mixed_precision(None, cpu) is False
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)
+    assert use_mixed_precision(None, cpu) is True
+
+
+def test_cpu_bf16_detection_reads_the_feature_flags(monkeypatch, tmp_path):
+    flags = {"with avx512_bf16": "fpu sse avx512f avx512_bf16 avx512_vnni", "with amx": "fpu amx_bf16 amx_tile",
+             "without": "fpu sse avx2 avx512f"}
+    real_open = open
+    for name, line in flags.items():
+        cpuinfo = tmp_path / name.replace(" ", "_")
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {line}\n")
+        monkeypatch.setattr("builtins.open", lambda path, *a, _file=cpuinfo, **k:
+                            real_open(_file if path == "/proc/cpuinfo" else path, *a, **k))
+        monkeypatch.setattr(torch._C._cpu, "_init_amx", lambda: False, raising=False)
+        assert cpu_has_fast_bf16() is (name != "without"), name
+
+
+def test_optimizer_is_fused_adamw():
+    model, _ = pretraining_setup()
+    optimizer = make_optimizer(model, TrainingConfig())
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.defaults["fused"] is True
+
+
+def test_bf16_training_stays_close_to_fp32():
+    fp32 = run(*pretraining_setup(dropout=0.0), max_steps=2, mixed_precision=False)
     bf16 = run(*pretraining_setup(dropout=0.0), max_steps=2, mixed_precision=True)
     assert all(math.isfinite(x) for x in bf16.losses)
     assert bf16.losses[0] == pytest.approx(fp32.losses[0], abs=0.05)
