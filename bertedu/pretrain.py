@@ -102,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--position-init", choices=("normal", "sinusoidal"), default=defaults.position_init,
                         help="start the position embeddings as BERT does (normal) or as the Transformer's "
                              "sinusoids (pretraining.sinusoidal_positions)")
+    parser.add_argument("--position-std", type=float, default=None,
+                        help="--position-init sinusoidal: the std of its entries (default: --initializer-range)")
     parser.add_argument("--vocab-size", type=int, default=defaults.vocab_size)
     parser.add_argument("--dupe-factor", type=int, default=defaults.dupe_factor,
                         help="passes over the corpus, each cut into different pairs")
@@ -110,6 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seq-length", type=int, default=defaults.max_seq_length)
     parser.add_argument("--masking", choices=("dynamic", "static"), default=defaults.masking)
     parser.add_argument("--steps", type=int, default=defaults.max_steps, help="optimizer updates")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="end after this many updates, with the learning-rate schedule of --steps "
+                             "(to re-run the start of a long run; --resume continues it later)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
                         help="global batch: examples per update over all processes")
     parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per update")
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = dataclasses.replace(
         PretrainingRecipe(), vocab_size=args.vocab_size, max_seq_length=args.max_seq_length,
         dupe_factor=args.dupe_factor, masking=args.masking, mlm_probability=args.mlm_probability,
-        position_init=args.position_init,
+        position_init=args.position_init, position_std=args.position_std,
         max_steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
         weight_decay=args.weight_decay, eval_examples=args.eval_examples, seed=args.seed, **architecture)
 
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
         gradient_accumulation_steps=args.grad_accum,
         warmup_steps=recipe.warmup_steps if args.warmup_steps is None else args.warmup_steps,
         eval_every=args.eval_every,
-        save_every=args.save_every, output_dir=str(output_dir), device=args.device,
+        save_every=args.save_every, output_dir=str(output_dir), device=args.device, stop_after=args.stop_after,
         mixed_precision={"auto": None, "on": True, "off": False}[args.mixed_precision],
         progress_bar=not args.no_progress)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +260,9 @@ def run_record(argv: list[str], args: argparse.Namespace) -> dict:
                                   text=True, timeout=10).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
-    return {"command": "python -m bertedu.pretrain " + " ".join(argv), "seed": args.seed,
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = "python" if processes == 1 else f"torchrun --standalone --nproc_per_node={processes}"
+    return {"command": f"{launcher} -m bertedu.pretrain " + " ".join(argv), "processes": processes, "seed": args.seed,
             "commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "bertedu")),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -645,6 +645,7 @@ class PretrainingRecipe:
     dropout: float = 0.0  # hidden and attention dropout; BERT's 0.1 only slows a model this undertrained
     initializer_range: float = 0.02  # std of the weights' normal init (BERT's 0.02)
     position_init: str = "normal"  # "normal" (BERT) or "sinusoidal" (`sinusoidal_positions`)
+    position_std: float | None = None  # std of the sinusoidal start; None: initializer_range
     max_steps: int = 1500
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -704,7 +705,8 @@ def build_pretraining_model(recipe: PretrainingRecipe, vocab_size: int):
     if recipe.position_init == "sinusoidal":
         table = model.bert.embeddings.position_embeddings.weight
         with torch.no_grad():
-            table.copy_(sinusoidal_positions(*table.shape, std=recipe.initializer_range))
+            std = recipe.initializer_range if recipe.position_std is None else recipe.position_std
+            table.copy_(sinusoidal_positions(*table.shape, std=std))
     return model
 
 

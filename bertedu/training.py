@@ -91,6 +91,7 @@ class TrainingConfig:
     mixed_precision: bool | None = None  # bf16 autocast; None: on where the hardware has bf16 (GPU, or CPU AMX/AVX512-BF16)
     device: str | None = None  # None: "cuda" if available (cuda:LOCAL_RANK under torchrun), else "cpu"
     progress_bar: bool = True  # a tqdm bar on the first process
+    stop_after: int | None = None  # end after this many updates; the schedule still spans max_steps
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "gradient_accumulation_steps"):
@@ -113,6 +114,10 @@ class TrainingConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm!r}")
+        if self.stop_after is not None and (isinstance(self.stop_after, bool) or not isinstance(self.stop_after, int)
+                                            or not 1 <= self.stop_after <= self.max_steps):
+            raise ValueError(f"stop_after must be an integer from 1 to max_steps={self.max_steps}, or None; "
+                             f"got {self.stop_after!r}")
         if self.save_every is not None and self.output_dir is None:
             raise ValueError("save_every needs output_dir: the folder where checkpoint.pt is written")
 
@@ -532,15 +537,16 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     if world_size > 1:
         forward = nn.parallel.DistributedDataParallel(forward)
 
+    last_step = config.max_steps if config.stop_after is None else config.stop_after
     start_seconds = time.perf_counter() - (history.train[-1]["seconds"] if history.train else 0.0)
     epoch_seen = None
     bar = None
     if config.progress_bar and first:
         from tqdm.auto import tqdm
-        bar = tqdm(total=config.max_steps, initial=first_step, desc="training", dynamic_ncols=True)
+        bar = tqdm(total=last_step, initial=first_step, desc="training", dynamic_ncols=True)
 
     model.train()
-    for step in range(first_step, config.max_steps):  # step = updates done so far
+    for step in range(first_step, last_step):  # step = updates done so far
         # 1. This step's examples: the global batch, then this process's share of it.
         indices, epoch = batch_fn(step, len(dataset), config.batch_size, config.seed)
         if epoch != epoch_seen and hasattr(dataset, "set_epoch"):
@@ -591,7 +597,7 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-        is_last = done == config.max_steps
+        is_last = done == last_step
         if eval_fn is not None and first and (is_last or (config.eval_every and done % config.eval_every == 0)):
             history.eval.append({"step": done, **evaluate(model, eval_fn, device)})
             if bar is not None:

@@ -44,10 +44,11 @@ def test_near_identity_adapters_leave_the_output_unchanged(minilm_dir):
         after = adapted(ids, attention_mask=mask)
         torch.testing.assert_close(after.last_hidden_state, before.last_hidden_state, atol=5e-3, rtol=0)
         torch.testing.assert_close(after.pooler_output, before.pooler_output, atol=5e-3, rtol=0)
-        # the change shrinks with init_std squared (two small matrices in a row): 1e-5 -> float noise
+        # the change shrinks with init_std squared (two small matrices in a row): 1e-5 -> float
+        # noise (the extra additions reorder the sums: up to about 6e-5 was seen on O(1) outputs)
         exact = add_adapters(BertModel.from_pretrained(minilm_dir), bottleneck_size=64, init_std=1e-5)
         torch.testing.assert_close(exact(ids, attention_mask=mask).last_hidden_state,
-                                   before.last_hidden_state, atol=2e-5, rtol=0)
+                                   before.last_hidden_state, atol=2e-4, rtol=0)
     # and the adapters are really in the path: large weights change the output
     for module in adapted.modules():
         if isinstance(module, Adapter):

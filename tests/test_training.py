@@ -373,6 +373,21 @@ def test_bf16_training_stays_close_to_fp32():
     assert bf16.losses[0] != fp32.losses[0]  # bf16 arithmetic did run
 
 
+def test_stop_after_ends_early_on_the_same_schedule_and_resume_finishes_the_run(tmp_path):
+    whole = run(*pretraining_setup(dropout=0.0), max_steps=6)
+    model, dataset = pretraining_setup(dropout=0.0)
+    first = run(model, dataset, max_steps=6, stop_after=4, output_dir=str(tmp_path), save_every=2)
+    assert first.losses == whole.losses[:4]
+    assert [r["lr"] for r in first.train] == [r["lr"] for r in whole.train[:4]]
+    config = TrainingConfig(max_steps=6, batch_size=8, learning_rate=1e-3, warmup_steps=2, progress_bar=False,
+                            output_dir=str(tmp_path), save_every=2)
+    resumed = train(model, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss,
+                    resume_from=tmp_path / CHECKPOINT_NAME)
+    assert resumed.losses == whole.losses
+    with pytest.raises(ValueError, match="stop_after"):
+        TrainingConfig(max_steps=6, stop_after=7)
+
+
 @pytest.mark.parametrize("settings, message", [
     (dict(max_steps=0), "max_steps"),
     (dict(batch_size=2.5), "batch_size"),
