@@ -13,6 +13,7 @@ import argparse
 import os
 import statistics
 import time
+import warnings
 
 import torch
 
@@ -32,11 +33,12 @@ def fine_tune(folder, train_set, dev_set, dev_labels, seed, mixed_precision, ste
     start = time.perf_counter()
     train(model, train_set, config, collate_fn=train_set.collate, batch_fn=LengthGroupedBatches(train_set.lengths))
     seconds = time.perf_counter() - start
-    predictions = predict_logits(model, dev_set).argmax(-1)
-    return (predictions == torch.tensor(dev_labels)).float().mean().item(), seconds
+    logits = predict_logits(model, dev_set)
+    return (logits.argmax(-1) == torch.tensor(dev_labels)).float().mean().item(), seconds, logits
 
 
 def main():
+    warnings.filterwarnings("ignore", message=".*newly initialised.*")  # the new head, expected
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--examples", type=int, default=2000)
@@ -58,10 +60,16 @@ def main():
           f"{len(train_set)} training sentences, {steps} steps of 32; load average %.2f" % os.getloadavg()[0])
     results = {"fp32": [], "default": []}
     for seed in range(args.seeds):
+        logits = {}
         for name, mixed_precision in (("fp32", False), ("default", None)):  # interleaved
-            accuracy, seconds = fine_tune(folder, train_set, dev_set, dev_labels, seed, mixed_precision, steps)
+            accuracy, seconds, logits[name] = fine_tune(folder, train_set, dev_set, dev_labels, seed,
+                                                        mixed_precision, steps)
             results[name].append(accuracy)
             print(f"seed {seed}  {name:<8} dev accuracy {accuracy:.4f}  ({seconds:.0f} s of training)")
+        changed = int((logits["fp32"].argmax(-1) != logits["default"].argmax(-1)).sum())
+        gap = (logits["fp32"] - logits["default"]).abs().mean().item()
+        print(f"seed {seed}  the two models: mean |logit difference| {gap:.4f}, {changed} of {len(dev_set)} "
+              "dev predictions differ")
     for name, accuracies in results.items():
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
         print(f"{name:<8} mean {statistics.mean(accuracies):.4f}  sd over seeds {spread:.4f}")
