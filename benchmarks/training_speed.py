@@ -21,6 +21,7 @@ import copy
 import os
 import statistics
 import time
+import warnings
 
 import torch
 
@@ -80,6 +81,7 @@ def classification_loss(model, batch):
 
 
 def main():
+    warnings.filterwarnings("ignore", message=".*newly initialised.*")  # the new head, expected
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's)")
     parser.add_argument("--rounds", type=int, default=5)
