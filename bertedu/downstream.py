@@ -1,8 +1,9 @@
 """Getting more out of BERT downstream (chapter 12): the pieces the tricks need.
 
 - **Further pretraining** on unlabeled in-task text, MLM only (Howard & Ruder 2018;
-  Sun et al. 2019; Gururangan et al. 2020): `MaskedLMDataset` (single sentences, static or
-  dynamic masks), `mlm_loss` (the loss on the chosen positions only) and
+  Sun et al. 2019; Gururangan et al. 2020): `MaskedLMDataset` (single sentences, static,
+  dynamic or selective masks; `token_importance` scores tokens for selective masking,
+  Gu et al. 2020), `mlm_loss` (the loss on the chosen positions only) and
   `masked_lm_accuracy` (how well an encoder still fills in blanks, to see forgetting).
 - **Layer-wise learning-rate decay** (Howard & Ruder's discriminative fine-tuning; Sun et al.
   2019): `layerwise_lr_groups` gives the top block the peak rate and every block below it
@@ -50,6 +51,9 @@ class MaskedLMDataset:
     - `masking="static"`: each sentence is masked once, here, and keeps that mask (BERT);
     - `masking="dynamic"`: sentence i gets a fresh mask in every epoch, drawn from a generator
       seeded by `(seed, epoch, i)` (RoBERTa); the training loop calls `set_epoch`.
+    - `masking="selective"`: each sentence is masked once, at its most important tokens
+      (Gu et al. 2020): `importance[i]` gives one score per WordPiece of the encoding (e.g.
+      from `token_importance`), and the k chosen positions are those of highest score.
 
     `dataset[i]` is a dict of 1-D LongTensors `input_ids`, `token_type_ids`, `labels`
     (-100 where nothing is predicted); `collate` pads them and adds `attention_mask`.
@@ -61,12 +65,17 @@ class MaskedLMDataset:
         probability: share of tokens chosen for the MLM (0.15 in BERT).
         max_length: longest encoding, `[CLS]` and `[SEP]` included.
         seed: seeds the masks.
+        importance: for `masking="selective"` only: N FloatTensors, one score per WordPiece of
+            each encoding (`[CLS]` and `[SEP]` included, as `token_importance` returns them).
     """
 
     def __init__(self, tokenizer, texts: Sequence[str], masking: str = "dynamic",
-                 probability: float = 0.15, max_length: int = 64, seed: int = 0):
-        if masking not in ("static", "dynamic"):
-            raise ValueError(f"masking must be 'static' or 'dynamic', got {masking!r}")
+                 probability: float = 0.15, max_length: int = 64, seed: int = 0,
+                 importance: Sequence[torch.Tensor] | None = None):
+        if masking not in ("static", "dynamic", "selective"):
+            raise ValueError(f"masking must be 'static', 'dynamic' or 'selective', got {masking!r}")
+        if (importance is not None) != (masking == "selective"):
+            raise ValueError("pass importance (one score per WordPiece) exactly when masking='selective'")
         if isinstance(texts, str) or len(texts) == 0:
             raise ValueError("texts must be a non-empty list of sentences")
         if isinstance(probability, bool) or not 0.0 < probability <= 1.0:
@@ -78,11 +87,23 @@ class MaskedLMDataset:
         encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         self.input_ids = [torch.tensor(ids) for ids in encoded]
         self.lengths = [len(ids) for ids in encoded]
-        self.static = [self._mask(i, 0) for i in range(len(texts))] if masking == "static" else None
+        self.importance = None
+        if importance is not None:
+            if len(importance) != len(self.input_ids):
+                raise ValueError(f"importance has {len(importance)} entries for {len(self.input_ids)} texts")
+            for i, (scores, ids) in enumerate(zip(importance, self.input_ids)):
+                if not isinstance(scores, torch.Tensor) or scores.shape != ids.shape:
+                    got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+                    raise ValueError(f"importance[{i}] must have one score per WordPiece, shape {tuple(ids.shape)}, "
+                                     f"got {got} (use token_importance with the same tokenizer and max_length)")
+            self.importance = list(importance)
+        fixed = masking in ("static", "selective")
+        self.static = [self._mask(i, 0) for i in range(len(texts))] if fixed else None
 
     def _mask(self, i: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, i))
-        inputs, labels = mask_tokens(self.input_ids[i][None], self.tokenizer, self.probability, generator)
+        priority = self.importance[i][None] if self.importance is not None else None
+        inputs, labels = mask_tokens(self.input_ids[i][None], self.tokenizer, self.probability, generator, priority)
         return inputs[0], labels[0]
 
     def set_epoch(self, epoch: int) -> None:
@@ -125,7 +146,7 @@ def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: i
     input). `model` has `.bert` and `.cls.predictions`; use a static `dataset`, so every model
     is asked the same blanks.
     """
-    if dataset.masking != "static":
+    if dataset.masking == "dynamic":
         raise ValueError("use a MaskedLMDataset with masking='static', so every model sees the same blanks")
     device, was_training = next(model.parameters()).device, model.training
     model.eval()
@@ -144,6 +165,62 @@ def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: i
     if total == 0:
         raise ValueError("the dataset has no [MASK] position to score")
     return correct / total
+
+
+@torch.no_grad()
+def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max_length: int = 64,
+                     batch_size: int = 256) -> list[torch.Tensor]:
+    """How much each WordPiece supports a fine-tuned classifier's decision (for selective masking).
+
+    For a text with encoding `x` and predicted class `y = argmax P(. | x)`, the importance of
+    WordPiece `i` is `P(y | x) - P(y | x without WordPiece i)`: large when deleting the piece
+    makes the classifier less sure (Gu et al. 2020 measure importance by the change in the
+    classifier's confidence; they also train a second model to predict it on large corpora,
+    which a few thousand sentences do not need). `[CLS]` and `[SEP]` get 0.
+
+    Args:
+        classifier: a fine-tuned model whose output has `.logits` `[B, num_labels]`.
+        tokenizer: its `BertTokenizer`; texts: N sentences.
+        max_length, batch_size: the encoding's length cap (as in `MaskedLMDataset`), rows per pass.
+
+    Returns:
+        N FloatTensors, `importance[i]` with one score per WordPiece of text i's encoding.
+    """
+    if isinstance(texts, str) or len(texts) == 0:
+        raise ValueError("texts must be a non-empty list of sentences")
+    device, was_training = next(classifier.parameters()).device, classifier.training
+    classifier.eval()
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    rows, owners = [], []  # every text, then the text without each of its inner WordPieces
+    for t, ids in enumerate(encoded):
+        rows.append(ids)
+        owners.append((t, -1))
+        for i in range(1, len(ids) - 1):
+            rows.append(ids[:i] + ids[i + 1:])
+            owners.append((t, i))
+    probabilities = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            width = max(map(len, chunk))
+            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+            for b, row in enumerate(chunk):
+                ids[b, :len(row)] = torch.tensor(row)
+            mask = (torch.arange(width)[None] < torch.tensor([len(row) for row in chunk])[:, None]).long()
+            probabilities.append(classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().softmax(-1).cpu())
+    finally:
+        classifier.train(was_training)
+    probabilities = torch.cat(probabilities)  # (rows, num_labels)
+    importance = [torch.zeros(len(ids)) for ids in encoded]
+    full = {}
+    for row, (t, i) in enumerate(owners):
+        if i == -1:
+            label = int(probabilities[row].argmax())
+            full[t] = (label, probabilities[row, label].item())
+        else:
+            label, confidence = full[t]
+            importance[t][i] = confidence - probabilities[row, label].item()
+    return importance
 
 
 # ---------------------------------------------------------------------------------------

@@ -251,7 +251,8 @@ def special_ids(tokenizer) -> list[int]:
 
 
 def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None,
+                priority: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose positions for the masked language model and corrupt them, BERT's way.
 
     1. In every row, choose `round(probability * n)` of its n eligible positions (at least
@@ -268,6 +269,9 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
         tokenizer: gives `all_special_ids`, `pad_token_id`, `mask_token_id`, `vocab_size`.
         probability: share of eligible positions to choose (0.15 in BERT).
         generator: a seeded `torch.Generator` makes the result reproducible.
+        priority: optional FloatTensor `[batch_size, seq_len]`. Given, step 1 chooses the k
+            eligible positions of highest priority instead of k at random (ties at random):
+            selective masking (Gu et al. 2020), with a token's importance as its priority.
 
     Returns:
         `(inputs, labels)`, both `[batch_size, seq_len]`: the corrupted ids, and the original
@@ -294,7 +298,14 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
     k = torch.clamp((n * probability).round().long(), min=1).minimum(n)  # (B,)
     scores = torch.rand(input_ids.shape, generator=generator, device=device)
     scores = scores.masked_fill(~eligible, 2.0)  # ineligible positions sort last
-    rank = scores.argsort(dim=1).argsort(dim=1)  # (B, T): rank of each score within its row
+    order = scores.argsort(dim=1)  # (B, T): positions in a random order, ineligible last
+    if priority is not None:  # highest priority first; a stable sort keeps ties in random order
+        if not isinstance(priority, torch.Tensor) or priority.shape != input_ids.shape:
+            got = tuple(priority.shape) if isinstance(priority, torch.Tensor) else type(priority).__name__
+            raise ValueError(f"priority must be a tensor shaped like input_ids {tuple(input_ids.shape)}, got {got}")
+        key = (-priority.float()).masked_fill(~eligible, float("inf")).to(device)
+        order = order.gather(1, key.gather(1, order).argsort(dim=1, stable=True))
+    rank = order.argsort(dim=1)  # (B, T): where each position comes in that order
     chosen = rank < k[:, None]
     labels = torch.where(chosen, input_ids, IGNORE_INDEX)
 

@@ -11,7 +11,7 @@ from torch.testing import assert_close
 from bertedu import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification
 from bertedu.downstream import (ColumnsDataset, MaskedLMDataset, MultiTaskClassifier, PooledClassifier,
                                 layer_depth, layerwise_lr_groups, lexicon_features, masked_lm_accuracy,
-                                mlm_loss, pool, pooled_size)
+                                mlm_loss, pool, pooled_size, token_importance)
 from bertedu.finetuning import SequenceClassificationDataset
 from bertedu.pretraining import IGNORE_INDEX, mask_tokens
 from bertedu.tokenization import BertTokenizer
@@ -90,8 +90,51 @@ def test_masked_lm_accuracy_counts_only_mask_positions(tokenizer):
     assert masked_lm_accuracy(model, data, batch_size=3) == pytest.approx(expected)
 
 
+def test_selective_masks_choose_the_most_important_tokens(tokenizer):
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]
+    importance = [torch.arange(len(row), dtype=torch.float) for row in ids]  # later tokens matter more
+    for scores in importance:
+        scores[-1] = 100.0                                                   # [SEP] is never eligible
+    data = MaskedLMDataset(tokenizer, TEXTS, masking="selective", importance=importance, seed=3)
+    for i, row in enumerate(ids):
+        n = len(row) - 2
+        k = max(1, round(0.15 * n))
+        chosen = (data[i]["labels"] != IGNORE_INDEX).nonzero().flatten().tolist()
+        assert chosen == list(range(len(row) - 1 - k, len(row) - 1)), (i, chosen)  # the k last inner tokens
+    data.set_epoch(2)                                                        # selective masks are fixed
+    assert all(torch.equal(data[i]["labels"], MaskedLMDataset(tokenizer, TEXTS, masking="selective",
+                                                             importance=importance, seed=3)[i]["labels"])
+               for i in range(len(TEXTS)))
+
+
+def test_mask_tokens_without_priority_is_unchanged_and_ties_are_random(tokenizer):
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")["input_ids"]
+    plain = mask_tokens(batch, tokenizer, 0.5, torch.Generator().manual_seed(0))
+    flat = mask_tokens(batch, tokenizer, 0.5, torch.Generator().manual_seed(0), priority=torch.zeros(batch.shape))
+    assert torch.equal(plain[1], flat[1])  # equal priorities: the same random choice as without
+
+
+def test_token_importance_is_the_confidence_lost_by_deleting_a_piece(tokenizer):
+    torch.manual_seed(0)
+    model = PooledClassifier(pretrained(tokenizer).bert, pooling="mean").eval()
+    text = TEXTS[2]
+    scores = token_importance(model, tokenizer, [text, TEXTS[0]], batch_size=4)[0]
+    ids = tokenizer(text)["input_ids"]
+    assert scores.shape == (len(ids),) and scores[0] == 0 and scores[-1] == 0
+    with torch.no_grad():
+        full = model(input_ids=torch.tensor([ids])).logits.softmax(-1)[0]
+        label = int(full.argmax())
+        for i in range(1, len(ids) - 1):
+            without = model(input_ids=torch.tensor([ids[:i] + ids[i + 1:]])).logits.softmax(-1)[0]
+            assert scores[i].item() == pytest.approx((full[label] - without[label]).item(), abs=1e-5)
+    with pytest.raises(ValueError, match="exactly when masking='selective'"):
+        MaskedLMDataset(tokenizer, TEXTS, masking="selective")
+    with pytest.raises(ValueError, match="one score per WordPiece"):
+        MaskedLMDataset(tokenizer, TEXTS, masking="selective", importance=[torch.zeros(2)] * len(TEXTS))
+
+
 def test_mlm_pieces_refuse_bad_input(tokenizer):
-    with pytest.raises(ValueError, match="'static' or 'dynamic'"):
+    with pytest.raises(ValueError, match="'static', 'dynamic' or 'selective'"):
         MaskedLMDataset(tokenizer, TEXTS, masking="sometimes")
     with pytest.raises(ValueError, match="non-empty list"):
         MaskedLMDataset(tokenizer, [])
