@@ -2,8 +2,8 @@
 
 - **Further pretraining** on unlabeled in-task text, MLM only (Howard & Ruder 2018;
   Sun et al. 2019; Gururangan et al. 2020): `MaskedLMDataset` (single sentences, static,
-  dynamic or selective masks; `token_importance` scores tokens for selective masking,
-  Gu et al. 2020), `mlm_loss` (the loss on the chosen positions only) and
+  dynamic or selective masks; `token_importance` and `label_association` score tokens for
+  selective masking, Gu et al. 2020), `mlm_loss` (the loss on the chosen positions only) and
   `masked_lm_accuracy` (how well an encoder still fills in blanks, to see forgetting).
 - **Layer-wise learning-rate decay** (Howard & Ruder's discriminative fine-tuning; Sun et al.
   2019): `layerwise_lr_groups` gives the top block the peak rate and every block below it
@@ -221,6 +221,35 @@ def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max
             label, confidence = full[t]
             importance[t][i] = confidence - probabilities[row, label].item()
     return importance
+
+
+def label_association(tokenizer, texts: Sequence[str], labels: Sequence[int], smoothing: float = 1.0) -> torch.Tensor:
+    """How strongly each WordPiece is tied to one class of a labelled set: `[V]` scores.
+
+    For two classes, the absolute log-count ratio `|log(p_w / q_w)|`, with `p_w` and `q_w` the
+    smoothed frequencies of WordPiece w in the texts of class 1 and of class 0 (the weights of
+    Wang & Manning's NB features). A cheap stand-in for `token_importance` on a large corpus:
+    `importance = scores[input_ids]` gives every WordPiece of an unlabeled sentence the score of
+    its type. Special tokens score 0.
+
+    Args:
+        tokenizer: a `BertTokenizer`; texts, labels: the labelled set (labels 0 or 1).
+        smoothing: added to every count (Laplace), so unseen WordPieces score 0.
+    """
+    if isinstance(texts, str) or len(texts) == 0 or len(texts) != len(labels):
+        raise ValueError(f"give as many labels as texts, at least one ({len(texts)} texts, {len(labels)} labels)")
+    if any(label not in (0, 1) for label in labels):
+        raise ValueError("labels must be 0 or 1: label_association scores two classes")
+    if not smoothing > 0:
+        raise ValueError(f"smoothing must be > 0, got {smoothing!r}")
+    counts = torch.full((2, tokenizer.vocab_size), float(smoothing))
+    for text, label in zip(texts, labels):
+        for token_id in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)):
+            counts[label, token_id] += 1
+    frequencies = counts / counts.sum(dim=1, keepdim=True)
+    scores = (frequencies[1].log() - frequencies[0].log()).abs()
+    scores[special_ids(tokenizer)] = 0.0
+    return scores
 
 
 # ---------------------------------------------------------------------------------------

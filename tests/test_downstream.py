@@ -11,7 +11,8 @@ from torch.testing import assert_close
 from bertedu import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification
 from bertedu.downstream import (ColumnsDataset, MaskedLMDataset, MultiTaskClassifier, PooledClassifier,
                                 layer_depth, layerwise_lr_groups, lexicon_features, masked_lm_accuracy,
-                                mlm_loss, pool, pooled_size, token_importance)
+                                mlm_loss, pool, pooled_size, token_importance,
+                                label_association)
 from bertedu.finetuning import SequenceClassificationDataset
 from bertedu.pretraining import IGNORE_INDEX, mask_tokens
 from bertedu.tokenization import BertTokenizer
@@ -131,6 +132,24 @@ def test_token_importance_is_the_confidence_lost_by_deleting_a_piece(tokenizer):
         MaskedLMDataset(tokenizer, TEXTS, masking="selective")
     with pytest.raises(ValueError, match="one score per WordPiece"):
         MaskedLMDataset(tokenizer, TEXTS, masking="selective", importance=[torch.zeros(2)] * len(TEXTS))
+
+
+def test_label_association_is_the_smoothed_log_count_ratio(tokenizer):
+    texts, labels = ["good good film", "bad film", "bad plot"], [1, 0, 0]
+    scores = label_association(tokenizer, texts, labels, smoothing=1.0)
+    V = tokenizer.vocab_size
+    good, bad, film = tokenizer.convert_tokens_to_ids(["good", "film", "bad"])[0], \
+        tokenizer.convert_tokens_to_ids(["bad"])[0], tokenizer.convert_tokens_to_ids(["film"])[0]
+    positive_total, negative_total = 3 + V, 4 + V                 # tokens per class + smoothing
+    expected_good = abs(math.log((2 + 1) / positive_total) - math.log(1 / negative_total))
+    expected_film = abs(math.log((1 + 1) / positive_total) - math.log((1 + 1) / negative_total))
+    assert scores[good].item() == pytest.approx(expected_good, rel=1e-5)
+    assert scores[film].item() == pytest.approx(expected_film, rel=1e-5)
+    assert scores[bad] > scores[film] and scores[tokenizer.cls_token_id] == 0
+    with pytest.raises(ValueError, match="0 or 1"):
+        label_association(tokenizer, texts, [2, 0, 0])
+    with pytest.raises(ValueError, match="as many labels"):
+        label_association(tokenizer, texts, [1])
 
 
 def test_mlm_pieces_refuse_bad_input(tokenizer):
