@@ -193,8 +193,11 @@ class BertForSequenceClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
         loss = None
         if labels is not None:
-            if self.num_labels == 1:
-                loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+            if self.num_labels == 1:  # regression: one target per example, [B] or [B, 1]
+                if labels.shape not in ((logits.size(0),), (logits.size(0), 1)):
+                    raise ValueError(f"regression labels must have shape [{logits.size(0)}] or "
+                                     f"[{logits.size(0)}, 1], got {tuple(labels.shape)}")
+                loss = F.mse_loss(logits.squeeze(-1), labels.reshape(-1).to(logits.dtype))
             else:
                 loss = F.cross_entropy(logits, labels)
         return HeadOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,

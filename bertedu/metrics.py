@@ -258,11 +258,18 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     if min(xs) == max(xs) or min(ys) == max(ys):
         return math.nan
     n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    # centre, then scale each side to at most 1 in size: r does not change, and the sums
+    # below neither overflow (values near 1e200) nor underflow to 0 (values near 1e-200)
+    mean_x, mean_y = math.fsum(v / n for v in xs), math.fsum(v / n for v in ys)
     dx = [v - mean_x for v in xs]
     dy = [v - mean_y for v in ys]
-    covariance = sum(a * b for a, b in zip(dx, dy))
-    r = covariance / (math.sqrt(sum(a * a for a in dx)) * math.sqrt(sum(b * b for b in dy)))
+    scale_x, scale_y = max(abs(a) for a in dx), max(abs(b) for b in dy)
+    if scale_x == 0 or scale_y == 0:
+        return math.nan
+    dx = [a / scale_x for a in dx]
+    dy = [b / scale_y for b in dy]
+    covariance = math.fsum(a * b for a, b in zip(dx, dy))
+    r = covariance / (math.sqrt(math.fsum(a * a for a in dx)) * math.sqrt(math.fsum(b * b for b in dy)))
     return max(-1.0, min(1.0, r))  # rounding may step just outside [-1, 1]
 
 

@@ -99,9 +99,10 @@ def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) ->
     """Turn a `[B, T]` mask of 1 (token) / 0 (padding) into `[B, 1, 1, T]` additive form.
 
     Kept positions add 0; padded positions add the most negative number of `dtype`, so after
-    softmax their weight is exactly 0 and no query attends to padding.
+    softmax their weight is exactly 0 and no query attends to padding. Any nonzero value
+    means "attend", as in transformers: a mask of 2s is a mask of 1s, never a weight.
     """
-    keep = attention_mask[:, None, None, :].to(dtype)  # (B, 1, 1, T): broadcast over heads, queries
+    keep = (attention_mask[:, None, None, :] != 0).to(dtype)  # (B, 1, 1, T): broadcast over heads, queries
     return (1.0 - keep) * torch.finfo(dtype).min
 
 
@@ -362,9 +363,16 @@ def check_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
         raise ValueError(f"input_ids must lie in [0, {config.vocab_size}); got values in "
                          f"[{input_ids.min().item()}, {input_ids.max().item()}]: wrong vocabulary?")
     for name, tensor in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+        if tensor is not None and not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor shaped like input_ids, got {type(tensor).__name__} "
+                            "(use return_tensors='pt' in the tokenizer, or torch.tensor(...))")
         if tensor is not None and tensor.shape != input_ids.shape:
             raise ValueError(f"{name} has shape {tuple(tensor.shape)} but input_ids has "
                              f"{tuple(input_ids.shape)}; they must match")
+    if token_type_ids is not None and token_type_ids.is_floating_point():
+        raise TypeError(f"token_type_ids must hold integer segment ids, got dtype {token_type_ids.dtype}")
+    if attention_mask is not None and attention_mask.is_floating_point() and torch.isnan(attention_mask).any():
+        raise ValueError("attention_mask contains NaN: use 1 (or any nonzero) for tokens and 0 for padding")
     if token_type_ids is not None and token_type_ids.numel() and (
             token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size):
         raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size})")

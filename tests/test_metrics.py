@@ -599,3 +599,11 @@ def test_squad_bad_input_raises_clear_errors(call, error, message):
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200, 1.0])
+def test_pearson_survives_very_large_and_very_small_values(scale):
+    from scipy import stats
+    x = [1 * scale, 2 * scale, 4 * scale, 3 * scale]
+    y = [1.0, 2.0, 3.5, 3.0]
+    assert pearson(x, y) == pytest.approx(stats.pearsonr([1, 2, 4, 3], y)[0], rel=1e-12)

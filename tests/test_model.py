@@ -318,3 +318,52 @@ def test_bad_inputs_raise_clear_errors():
         model(torch.ones(2, 5))
     with pytest.raises(ValueError, match="multiple of"):
         BertConfig(hidden_size=100, num_attention_heads=12)
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs that used to be silently wrong (issue 16)
+# ---------------------------------------------------------------------------------------
+def _tiny_model():
+    torch.manual_seed(0)
+    return BertModel(BertConfig.tiny(vocab_size=50)).eval()
+
+
+def test_any_nonzero_mask_value_means_attend_as_in_transformers():
+    model = _tiny_model()
+    ids = torch.randint(5, 50, (2, 6))
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        ones = model(ids, attention_mask=mask).last_hidden_state
+        twos = model(ids, attention_mask=2 * mask).last_hidden_state
+        floats = model(ids, attention_mask=0.5 * mask.float()).last_hidden_state
+    torch.testing.assert_close(ones, twos)
+    torch.testing.assert_close(ones, floats)
+
+
+def test_bad_mask_and_segment_inputs_are_refused_with_the_argument_named():
+    model = _tiny_model()
+    ids = torch.randint(5, 50, (1, 4))
+    with pytest.raises(ValueError, match="attention_mask contains NaN"):
+        model(ids, attention_mask=torch.tensor([[1.0, float("nan"), 1.0, 1.0]]))
+    with pytest.raises(TypeError, match="token_type_ids must be a tensor"):
+        model(ids, token_type_ids=[[0, 0, 1, 1]])
+    with pytest.raises(TypeError, match="attention_mask must be a tensor"):
+        model(ids, attention_mask=[[1, 1, 1, 1]])
+    with pytest.raises(TypeError, match="integer segment ids"):
+        model(ids, token_type_ids=torch.zeros(1, 4))
+
+
+def test_regression_labels_of_shape_b_1_give_the_same_loss_as_b():
+    from bertedu import BertForSequenceClassification
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig.tiny(vocab_size=50, num_labels=1)).eval()
+    ids = torch.randint(5, 50, (4, 6))
+    targets = torch.tensor([0.5, 1.5, 2.5, 3.5])
+    with torch.no_grad():
+        flat = model(ids, labels=targets).loss
+        column = model(ids, labels=targets[:, None]).loss
+        by_hand = ((model(ids).logits[:, 0] - targets) ** 2).mean()
+    torch.testing.assert_close(flat, column)
+    torch.testing.assert_close(flat, by_hand)
+    with pytest.raises(ValueError, match=r"regression labels must have shape \[4\] or \[4, 1\]"):
+        model(ids, labels=targets[None, :])
