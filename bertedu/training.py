@@ -516,13 +516,14 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     history, first_step = History(), 0
     set_seed(derive_seed(config.seed, rank))  # dropout differs between processes, as it should
     if resume_from is not None:
-        state = load_checkpoint(resume_from, model, optimizer)
-        changed = {k: (state["config"].get(k), getattr(config, k)) for k in RESUME_MUST_MATCH
-                   if state["config"].get(k) != getattr(config, k)}
+        saved = read_checkpoint(resume_from)["config"]  # the settings first: a refusal copies nothing
+        changed = {k: (saved.get(k), getattr(config, k)) for k in RESUME_MUST_MATCH
+                   if saved.get(k) != getattr(config, k)}
         if changed:
             raise ValueError(f"cannot resume {resume_from}: settings differ from the saved run "
                              f"(saved, now): {changed}; resume with the same settings, or start a "
                              "new run from the saved model")
+        state = load_checkpoint(resume_from, model, optimizer)
         first_step = state["step"]
         history = History(train=list(state["history"]["train"]), eval=list(state["history"]["eval"]))
         if len(state["rng"]) == world_size:

@@ -158,8 +158,11 @@ def test_resume_refuses_changed_settings(tmp_path):
     model, dataset = pretraining_setup()
     config = TrainingConfig(max_steps=6, batch_size=8, learning_rate=1e-3, warmup_steps=2, seed=1,
                             progress_bar=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="seed"):
         train(model, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss, resume_from=tmp_path)
+    after = model.state_dict()  # the refused resume left the caller's model as it was
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_evaluation_runs_on_schedule_and_does_not_disturb_training():
