@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +37,30 @@ class BertConfig:
     extra: dict = field(default_factory=dict, repr=False)  # unknown config.json keys, kept on save
 
     def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if name.endswith("dropout_prob") and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            if not name.endswith("dropout_prob") and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        if self.classifier_dropout is not None and (isinstance(self.classifier_dropout, bool)
+                                                    or not isinstance(self.classifier_dropout, (int, float))
+                                                    or not 0.0 <= self.classifier_dropout < 1.0):
+            raise ValueError(f"classifier_dropout must be None or in [0, 1), got {self.classifier_dropout!r}")
+        if not isinstance(self.hidden_act, str):
+            raise ValueError(f"hidden_act must be a string such as 'gelu', got {self.hidden_act!r}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size={self.hidden_size} must be a multiple of "
                 f"num_attention_heads={self.num_attention_heads}"
             )
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_labels"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.id2label is not None:  # JSON keys are strings
             self.id2label = {int(k): v for k, v in self.id2label.items()}
             if len(self.id2label) != self.num_labels:
@@ -96,6 +112,8 @@ class BertConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "BertConfig":
         """Build a config from a `config.json` dict; keys we do not use are kept in `extra`."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a BERT config must be a JSON object of fields, got {type(data).__name__}")
         if data.get("model_type", "bert") != "bert":
             raise ValueError(f"this is a {data['model_type']!r} config, not a BERT one")
         if data.get("position_embedding_type", "absolute") != "absolute":
@@ -120,4 +138,7 @@ class BertConfig:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as error:  # name the file as well as the field
+            raise ValueError(f"{path}: {error}") from error

@@ -367,3 +367,29 @@ def test_regression_labels_of_shape_b_1_give_the_same_loss_as_b():
     torch.testing.assert_close(flat, by_hand)
     with pytest.raises(ValueError, match=r"regression labels must have shape \[4\] or \[4, 1\]"):
         model(ids, labels=targets[None, :])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("hidden_size", "128", "hidden_size must be a positive integer"),
+    ("num_attention_heads", 0, "num_attention_heads must be a positive integer"),
+    ("layer_norm_eps", "1e-12", "layer_norm_eps must be a number"),
+    ("layer_norm_eps", -1e-12, "layer_norm_eps must be positive"),
+    ("hidden_dropout_prob", 1.5, r"hidden_dropout_prob must be in \[0, 1\)"),
+    ("num_hidden_layers", True, "num_hidden_layers must be a positive integer"),
+])
+def test_a_bad_config_file_names_the_file_and_the_field(tmp_path, field, value, message):
+    data = BertConfig.tiny(vocab_size=50).to_dict()
+    data[field] = value
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=message) as caught:
+        BertConfig.from_json_file(path)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "null"])
+def test_a_config_that_is_not_an_object_is_refused(tmp_path, content):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        BertConfig.from_json_file(path)
