@@ -215,14 +215,14 @@ def dataset_file(relative_path: str) -> Path:
                 f"BERTEDU_DATA is set to {data_folder!r}, which is not a folder: point it at the "
                 "course's datasets folder (../shared/data in CI) or unset it")
         if (folder / relative_path).is_file():
-            return folder / relative_path
+            return _verified(relative_path, folder / relative_path)
         searched.append(f"BERTEDU_DATA={folder}")
     else:
         searched.append("BERTEDU_DATA (not set)")
 
     cached = cache_folder() / relative_path
     if cached.is_file():
-        return cached
+        return _verified(relative_path, cached)
     searched.append(f"the cache {cache_folder()}")
 
     dataset = _DATASET_NAMES.get(parts.parts[0], parts.parts[0])
@@ -242,6 +242,57 @@ def dataset_file(relative_path: str) -> Path:
             "network.") from error
     _store(relative_path, remote, content, cached)
     return cached
+
+
+VERIFIED_RECORD = ".verified.json"  # in cache_folder(): files already checked, by path, size and mtime
+
+
+def _verified(relative_path: str, path: Path) -> Path:
+    """`path`, once its content matches the registered SHA-256 of `relative_path`.
+
+    A local copy is checked like a download: a truncated, edited or wrongly decoded file
+    (CRLF line ends, an HTML error page saved under the file's name) is refused, not read.
+    The check runs once per file: `cache_folder()/.verified.json` remembers the files that
+    passed, by path, size and modification time, and any change to those checks it again.
+    Files without a registered checksum are returned as they are.
+    """
+    remote = REMOTE_FILES.get(relative_path)
+    if remote is None or remote.sha256 is None:
+        return path
+    stat = path.stat()
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns, remote.sha256]
+    record_path = cache_folder() / VERIFIED_RECORD
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    if not isinstance(record, dict):
+        record = {}
+    if record.get(key) == stamp:
+        return path
+    content = path.read_bytes()
+    if remote.gzip:
+        try:
+            content = gzip.decompress(content)
+        except (OSError, EOFError) as error:
+            raise ValueError(f"{path} is not a complete gzip file ({error}): replace it with the "
+                             f"course's copy, or delete it to download {remote.url} again") from error
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != remote.sha256:
+        raise ValueError(
+            f"{path} does not match the registered checksum of {relative_path!r} (expected sha256 "
+            f"{remote.sha256}, got {actual}): the file is damaged, edited or converted (line ends?). "
+            "Replace it with the course's copy, or delete it to download the official file again.")
+    record[key] = stamp
+    try:  # the record only saves time: a read-only cache means checking again next time
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=record_path.parent, prefix=".verified.", suffix=".part")
+        with os.fdopen(handle, "w") as out:
+            json.dump(record, out)
+        os.replace(temporary, record_path)
+    except OSError:
+        pass
+    return path
 
 
 def _fetch(url: str) -> bytes:

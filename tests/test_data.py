@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import socket
 import threading
 import zipfile
@@ -301,6 +302,9 @@ def test_dataset_file_rejects_paths_outside_the_data_folder(path):
 
 def test_malformed_files_name_the_file_and_line(tmp_path, monkeypatch):
     monkeypatch.setenv("BERTEDU_DATA", str(tmp_path))
+    monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
+    for name in ("sst2/dev.tsv", "conll2003/eng.testa"):  # unregistered here, so the readers run
+        monkeypatch.delitem(data.REMOTE_FILES, name)
     (tmp_path / "sst2").mkdir()
     (tmp_path / "sst2" / "dev.tsv").write_text("sentence\tlabel\ngood film \t1\nbad film \t2\n")
     with pytest.raises(ValueError, match=r"dev\.tsv, line 3"):
@@ -386,7 +390,7 @@ def test_download_is_verified_and_cached(server, cache, monkeypatch):
     assert server.hits == ["/good.txt"]
     assert dataset_file("toy/good.txt") == path  # the second call finds the cached copy
     assert server.hits == ["/good.txt"]
-    assert _files_in(cache) == ["toy/good.txt"]  # and no temporary file is left behind
+    assert _files_in(cache) == sorted(["toy/good.txt", data.VERIFIED_RECORD])  # no temporary file left behind
 
 
 def test_corrupted_download_raises_and_keeps_nothing(server, cache, monkeypatch):
@@ -532,3 +536,28 @@ def test_registered_checksums_match_the_course_copy(real_data):
         content = gzip.decompress(local.read_bytes()) if remote.gzip else local.read_bytes()
         assert _sha256(content) == remote.sha256, relative_path
         assert remote.url.startswith("https://")
+
+
+def test_local_copies_are_checked_against_their_registered_sha256(real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
+    good = (real_data / "sst2" / "dev.tsv").read_bytes()
+    copy_folder = tmp_path / "copy"
+    (copy_folder / "sst2").mkdir(parents=True)
+    target = copy_folder / "sst2" / "dev.tsv"
+    monkeypatch.setenv("BERTEDU_DATA", str(copy_folder))
+    target.write_bytes(good)
+    assert len(load_sst2("dev")) == 872
+    assert str(target.resolve()) in json.loads((tmp_path / "cache" / data.VERIFIED_RECORD).read_text())
+    lines = good.split(b"\n")
+    damaged = {
+        "truncated at a line boundary": b"\n".join(lines[:400]) + b"\n",
+        "CRLF line ends": good.replace(b"\n", b"\r\n"),
+        "one label flipped": good.replace(b"\t1\n", b"\t0\n", 1),
+        "header only": lines[0] + b"\n",
+    }
+    for case, content in damaged.items():
+        target.write_bytes(content)
+        os.utime(target, ns=(1, len(case)))  # a new modification time, as any edit gives
+        with pytest.raises(ValueError, match="does not match the registered checksum") as caught:
+            load_sst2("dev")
+        assert str(target) in str(caught.value), case
