@@ -329,7 +329,7 @@ def pool(hidden_states: Sequence[torch.Tensor], attention_mask: torch.Tensor, po
     if pooling == "cls":
         return last[:, 0]
     if pooling == "mean":
-        mask = attention_mask[:, :, None].to(last.dtype)  # (B, T, 1)
+        mask = (attention_mask != 0)[:, :, None].to(last.dtype)  # (B, T, 1): any nonzero is a token
         return (last * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     if pooling == "cls_layers":
         return torch.cat([h[:, 0] for h in hidden_states[1:]], dim=-1)  # (B, L*H)

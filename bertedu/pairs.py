@@ -58,7 +58,7 @@ def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> 
     if attention_mask.shape != last_hidden_state.shape[:2]:
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, but last_hidden_state is "
                          f"{tuple(last_hidden_state.shape)}: the mask must be [B, T] of the same B and T")
-    mask = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1)  # (B, T, 1)
+    mask = (attention_mask != 0).to(last_hidden_state.dtype).unsqueeze(-1)  # (B, T, 1): any nonzero is a token
     counts = mask.sum(dim=1)  # (B, 1)
     if (counts == 0).any():
         rows = (counts[:, 0] == 0).nonzero().flatten().tolist()
