@@ -55,6 +55,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .checkpoints import atomic_write
+
 SST2_LABELS = ("negative", "positive")
 SMSSPAM_LABELS = ("ham", "spam")
 MRPC_LABELS = ("not_equivalent", "equivalent")
@@ -286,10 +288,7 @@ def _verified(relative_path: str, path: Path) -> Path:
     record[key] = stamp
     try:  # the record only saves time: a read-only cache means checking again next time
         record_path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=record_path.parent, prefix=".verified.", suffix=".part")
-        with os.fdopen(handle, "w") as out:
-            json.dump(record, out)
-        os.replace(temporary, record_path)
+        atomic_write(record_path, lambda temporary: Path(temporary).write_text(json.dumps(record)))
     except OSError:
         pass
     return path

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .finetuning import pad_sequences
 from .heads import HeadOutput
 from .model import BertModel
 from .pretraining import IGNORE_INDEX, chosen_mlm_logits, collate_pretraining, mask_tokens, special_ids
@@ -202,11 +203,8 @@ def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max
     try:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            width = max(map(len, chunk))
-            ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-            for b, row in enumerate(chunk):
-                ids[b, :len(row)] = torch.tensor(row)
-            mask = (torch.arange(width)[None] < torch.tensor([len(row) for row in chunk])[:, None]).long()
+            ids = pad_sequences(chunk, tokenizer.pad_token_id)                        # (b, T)
+            mask = pad_sequences([[1] * len(row) for row in chunk], 0)                 # (b, T)
             probabilities.append(classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().softmax(-1).cpu())
     finally:
         classifier.train(was_training)

@@ -263,9 +263,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     mean_x, mean_y = math.fsum(v / n for v in xs), math.fsum(v / n for v in ys)
     dx = [v - mean_x for v in xs]
     dy = [v - mean_y for v in ys]
-    scale_x, scale_y = max(abs(a) for a in dx), max(abs(b) for b in dy)
-    if scale_x == 0 or scale_y == 0:
-        return math.nan
+    scale_x, scale_y = max(abs(a) for a in dx), max(abs(b) for b in dy)  # > 0: neither side is constant
     dx = [a / scale_x for a in dx]
     dy = [b / scale_y for b in dy]
     covariance = math.fsum(a * b for a, b in zip(dx, dy))
