@@ -97,6 +97,17 @@ class BertOnlyMLMHead(nn.Module):
         self.predictions = BertLMPredictionHead(config)
 
 
+def check_labels(labels, expected_shape: tuple[int, ...], name: str = "labels",
+                 integer: bool = True) -> None:
+    """Refuse labels of the wrong type or shape before a loss could broadcast them silently."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor, got {type(labels).__name__}: use torch.tensor(...)")
+    if tuple(labels.shape) != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {list(expected_shape)}, got {list(labels.shape)}")
+    if integer and labels.is_floating_point():
+        raise TypeError(f"{name} must hold integer class ids (torch.long), got dtype {labels.dtype}")
+
+
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the positions whose label is not -100.
 
@@ -132,8 +143,12 @@ class BertForPreTraining(BertPreTrainedModel):
         nsp_logits = self.cls.seq_relationship(out.pooler_output)  # (B, 2)
         loss = None
         if labels is not None:
+            check_labels(labels, input_ids.shape)
             loss = masked_lm_loss(mlm_logits, labels)
         if next_sentence_label is not None:
+            if next_sentence_label.dim() == 2:  # [B, 1] is accepted, as in transformers
+                next_sentence_label = next_sentence_label.reshape(-1)
+            check_labels(next_sentence_label, (input_ids.size(0),), "next_sentence_label")
             nsp_loss = F.cross_entropy(nsp_logits, next_sentence_label.reshape(-1))
             loss = nsp_loss if loss is None else loss + nsp_loss
         return HeadOutput(loss=loss, logits=mlm_logits, seq_relationship_logits=nsp_logits,
@@ -157,7 +172,10 @@ class BertForMaskedLM(BertPreTrainedModel):
         out = self.bert(input_ids, token_type_ids, attention_mask, output_hidden_states,
                         output_attentions)
         logits = self.cls.predictions(out.last_hidden_state)  # (B, T, V)
-        loss = masked_lm_loss(logits, labels) if labels is not None else None
+        loss = None
+        if labels is not None:
+            check_labels(labels, input_ids.shape)
+            loss = masked_lm_loss(logits, labels)
         return HeadOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                           attentions=out.attentions)
 
@@ -199,6 +217,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
                                      f"[{logits.size(0)}, 1], got {tuple(labels.shape)}")
                 loss = F.mse_loss(logits.squeeze(-1), labels.reshape(-1).to(logits.dtype))
             else:
+                check_labels(labels, (logits.size(0),))
                 loss = F.cross_entropy(logits, labels)
         return HeadOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                           attentions=out.attentions)
@@ -225,6 +244,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = None
         if labels is not None:
+            check_labels(labels, input_ids.shape)
             loss = F.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return HeadOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
@@ -252,8 +272,12 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = logits.unbind(dim=-1)  # (B, T) each
         loss = None
-        if start_positions is not None and end_positions is not None:
-            T = start_logits.size(1)
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("give both start_positions and end_positions for a loss, or neither")
+        if start_positions is not None:
+            B, T = start_logits.shape
+            check_labels(start_positions, (B,), "start_positions")
+            check_labels(end_positions, (B,), "end_positions")
             start = start_positions.reshape(-1).clamp(0, T)  # index T = "not in this window"
             end = end_positions.reshape(-1).clamp(0, T)
             loss = (F.cross_entropy(start_logits, start, ignore_index=T)

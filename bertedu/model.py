@@ -355,11 +355,14 @@ def check_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
                          " (use return_tensors='pt' in the tokenizer, or add a batch dimension)")
     if input_ids.dtype not in (torch.long, torch.int):
         raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
-    T = input_ids.size(1)
+    B, T = input_ids.shape
+    if B == 0 or T == 0:
+        raise ValueError(f"input_ids has shape [{B}, {T}]: a batch needs at least one sequence, and "
+                         "every sequence at least one token ([CLS]); skip empty batches before the model")
     if T > config.max_position_embeddings:
         raise ValueError(f"sequence length {T} exceeds max_position_embeddings="
                          f"{config.max_position_embeddings}: truncate the input")
-    if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+    if input_ids.min() < 0 or input_ids.max() >= config.vocab_size:
         raise ValueError(f"input_ids must lie in [0, {config.vocab_size}); got values in "
                          f"[{input_ids.min().item()}, {input_ids.max().item()}]: wrong vocabulary?")
     for name, tensor in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
@@ -373,6 +376,6 @@ def check_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
         raise TypeError(f"token_type_ids must hold integer segment ids, got dtype {token_type_ids.dtype}")
     if attention_mask is not None and attention_mask.is_floating_point() and torch.isnan(attention_mask).any():
         raise ValueError("attention_mask contains NaN: use 1 (or any nonzero) for tokens and 0 for padding")
-    if token_type_ids is not None and token_type_ids.numel() and (
+    if token_type_ids is not None and (
             token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size):
         raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size})")

@@ -393,3 +393,55 @@ def test_a_config_that_is_not_an_object_is_refused(tmp_path, content):
     path.write_text(content)
     with pytest.raises(ValueError, match="must be a JSON object"):
         BertConfig.from_json_file(path)
+
+
+def test_empty_batches_and_empty_sequences_are_refused_before_any_nan():
+    model = _tiny_model()
+    for shape in [(0, 5), (2, 0), (0, 0)]:
+        with pytest.raises(ValueError, match=r"at least one sequence, and every sequence at least one token"):
+            model(torch.zeros(shape, dtype=torch.long))
+    from bertedu import BertForSequenceClassification
+    classifier = BertForSequenceClassification(BertConfig.tiny(vocab_size=50, num_labels=2))
+    with pytest.raises(ValueError, match=r"shape \[0, 5\]"):  # it used to return a NaN loss
+        classifier(torch.zeros(0, 5, dtype=torch.long), labels=torch.zeros(0, dtype=torch.long))
+
+
+def _labelled_heads():
+    from bertedu import (BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering,
+                         BertForSequenceClassification, BertForTokenClassification)
+    torch.manual_seed(0)
+    config = BertConfig.tiny(vocab_size=50, num_labels=3)
+    return {name: cls(config).eval() for name, cls in [
+        ("sequence", BertForSequenceClassification), ("token", BertForTokenClassification),
+        ("mlm", BertForMaskedLM), ("pretraining", BertForPreTraining), ("qa", BertForQuestionAnswering)]}
+
+
+IDS = torch.randint(5, 50, (2, 6), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("head, labels, error, message", [
+    # a [T, B] label tensor has as many elements as [B, T]: a reshape would pair the wrong tokens
+    ("token", {"labels": torch.zeros(6, 2, dtype=torch.long)}, ValueError, r"labels must have shape \[2, 6\]"),
+    ("mlm", {"labels": torch.zeros(6, 2, dtype=torch.long)}, ValueError, r"labels must have shape \[2, 6\]"),
+    ("pretraining", {"labels": torch.zeros(2, 5, dtype=torch.long)}, ValueError, r"labels must have shape \[2, 6\]"),
+    ("pretraining", {"next_sentence_label": torch.zeros(3, dtype=torch.long)}, ValueError,
+     r"next_sentence_label must have shape \[2\]"),
+    ("sequence", {"labels": torch.zeros(2, 1, dtype=torch.long)}, ValueError, r"labels must have shape \[2\]"),
+    ("sequence", {"labels": torch.tensor([0.0, 1.0])}, TypeError, "integer class ids"),
+    ("sequence", {"labels": [0, 1]}, TypeError, "labels must be a tensor"),
+    ("qa", {"start_positions": torch.tensor([1, 2])}, ValueError, "both start_positions and end_positions"),
+    ("qa", {"start_positions": torch.tensor([1, 2]), "end_positions": torch.tensor([[1, 2]])}, ValueError,
+     r"end_positions must have shape \[2\]"),
+])
+def test_bad_labels_are_refused_with_the_argument_named(head, labels, error, message):
+    model = _labelled_heads()[head]
+    with pytest.raises(error, match=message):
+        model(IDS, **labels)
+
+
+def test_column_shaped_nsp_labels_give_the_same_loss_as_flat_ones():
+    model = _labelled_heads()["pretraining"]
+    nsp = torch.tensor([0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(model(IDS, next_sentence_label=nsp).loss,
+                                   model(IDS, next_sentence_label=nsp[:, None]).loss)
