@@ -10,6 +10,7 @@ import json
 import math
 import re
 import string
+import warnings
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -18,6 +19,8 @@ import scipy.stats
 import seqeval.metrics
 import sklearn.metrics
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities as seqeval_get_entities
 
 import bertedu.metrics
@@ -607,3 +610,81 @@ def test_pearson_survives_very_large_and_very_small_values(scale):
     x = [1 * scale, 2 * scale, 4 * scale, 3 * scale]
     y = [1.0, 2.0, 3.5, 3.0]
     assert pearson(x, y) == pytest.approx(stats.pearsonr([1, 2, 4, 3], y)[0], rel=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Differential fuzzing (hypothesis): random inputs, the reference gives the answer.
+# derandomize=True makes the examples the same on every run, so CI cannot flake.
+# ---------------------------------------------------------------------------
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
+
+finite_floats = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def paired_samples(draw):
+    """Two equal-length lists, at one common scale from 1e-200 to 1e200, ties allowed."""
+    n = draw(st.integers(min_value=2, max_value=40))
+    values = st.one_of(finite_floats, st.integers(-5, 5).map(float))  # small integers make ties
+    x = draw(st.lists(values, min_size=n, max_size=n))
+    y = draw(st.lists(values, min_size=n, max_size=n))
+    scale = 10.0 ** draw(st.sampled_from([-200, -20, 0, 20, 200]))
+    return [v * scale for v in x], [v * scale for v in y]
+
+
+def _same_correlation(ours, theirs):
+    if math.isnan(theirs):
+        return math.isnan(ours)
+    return ours == pytest.approx(theirs, abs=1e-7)
+
+
+@FUZZ
+@given(paired_samples())
+def test_fuzz_correlations_match_scipy(sample):
+    x, y = sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on constant or nearly constant input
+        expected_r = scipy.stats.pearsonr(x, y)[0]
+        expected_rho = scipy.stats.spearmanr(x, y)[0]
+    assert _same_correlation(pearson(x, y), float(expected_r)), (pearson(x, y), expected_r)
+    assert _same_correlation(spearman(x, y), float(expected_rho)), (spearman(x, y), expected_rho)
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
+
+
+@st.composite
+def tagged_corpora(draw):
+    """Gold and predicted IOB2 tag sequences of the same lengths, dangling I- tags included."""
+    lengths = draw(st.lists(st.integers(min_value=0, max_value=10), min_size=1, max_size=6))
+    gold = [draw(st.lists(st.sampled_from(TAGS), min_size=n, max_size=n)) for n in lengths]
+    pred = [draw(st.lists(st.sampled_from(TAGS), min_size=n, max_size=n)) for n in lengths]
+    return gold, pred
+
+
+@FUZZ
+@given(tagged_corpora())
+def test_fuzz_entity_scores_match_seqeval(corpora):
+    gold, pred = corpora
+    assert get_entities(sum(gold, [])) == seqeval_get_entities(sum(gold, []))
+    if not any(seqeval_get_entities(tags) for tags in gold + pred):
+        # seqeval's report has no rows then; ours has only "overall", all zeros
+        assert entity_scores(gold, pred)["overall"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # seqeval warns when a type has no true entities
+        assert_matches_seqeval(gold, pred)
+
+
+answer_pieces = st.sampled_from(list("abc xyz") + ["the ", "a ", "An ", "THE", ".", ",", "'", "-", "(", "\t",
+                                                  "\u00a0", "\u2013", "é", "1", "0"])
+answer_text = st.lists(answer_pieces, max_size=15).map("".join)  # words, articles, punctuation, odd spaces
+
+
+@FUZZ
+@given(answer_text, st.lists(answer_text, min_size=1, max_size=3))
+def test_fuzz_squad_scores_match_the_official_rules(prediction, golds):
+    assert normalize_answer(prediction) == reference_normalize_answer(prediction)
+    assert squad_exact_match(prediction, golds) == max(float(reference_em(prediction, g)) for g in golds)
+    assert squad_f1(prediction, golds) == pytest.approx(max(reference_f1(prediction, g) for g in golds), abs=1e-12)
