@@ -398,6 +398,12 @@ def test_stop_after_ends_early_on_the_same_schedule_and_resume_finishes_the_run(
     (dict(learning_rate=0.0), "learning_rate"),
     (dict(save_every=5), "output_dir"),
     (dict(max_grad_norm=0.0), "max_grad_norm"),
+    (dict(learning_rate="1e-4"), "learning_rate must be a finite number"),
+    (dict(learning_rate=float("inf")), "learning_rate must be a finite number"),
+    (dict(weight_decay="0.01"), "weight_decay must be a finite number"),
+    (dict(adam_beta1=1.5), r"adam_beta1 must be in \[0, 1\)"),
+    (dict(adam_epsilon=-1.0), "adam_epsilon must be > 0"),
+    (dict(max_grad_norm="1"), "max_grad_norm must be a number > 0"),
 ])
 def test_bad_settings_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
