@@ -61,7 +61,16 @@ def pad_sequences(sequences: Sequence[Sequence[int] | torch.Tensor], padding_val
     B, T = len(sequences), max(len(s) for s in sequences)
     out = torch.full((B, T), padding_value, dtype=torch.long)
     for b, sequence in enumerate(sequences):
-        out[b, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+        if len(sequence) == 0:
+            continue  # all padding
+        try:
+            ids = torch.as_tensor(sequence)
+        except (TypeError, ValueError, RuntimeError):
+            ids = None
+        if ids is None or ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
+            raise TypeError(f"sequences[{b}] must be a flat list (or 1-D tensor) of integer token ids, "
+                            f"got {sequence!r:.80}")
+        out[b, : len(ids)] = ids
     return out
 
 

@@ -49,6 +49,13 @@ def test_pad_sequences_pads_on_the_right_to_the_longest():
     assert out.tolist() == [[5, 6, 7], [8, -1, -1], [-1, -1, -1]]
 
 
+@pytest.mark.parametrize("bad", [["ab"], [[1, [2]]], [[1.5, 2.0]], [torch.ones(2, 2, dtype=torch.long)]])
+def test_pad_sequences_refuses_what_is_not_a_flat_list_of_integer_ids(bad):
+    # [1.5, 2.0] used to become [1, 2] without a word
+    with pytest.raises(TypeError, match=r"sequences\[0\] must be a flat list \(or 1-D tensor\) of integer token ids"):
+        pad_sequences(bad, padding_value=0)
+
+
 def test_items_are_the_tokenizer_encodings_with_their_labels(tokenizer):
     ds = SequenceClassificationDataset(tokenizer, ["a fine film", "dull"], labels=[1, 0])
     assert len(ds) == 2 and ds.lengths == [5, 3]
