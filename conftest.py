@@ -55,6 +55,17 @@ def pytest_xdist_make_scheduler(config, log):
     return WholeFileScheduling(config, log)
 
 
+# The fast tier, `pytest -m "not slow"`: the library's tests without the chapters, the
+# website build and the nbgrader round trips (tests that use the fixtures below).
+SLOW_FIXTURES = {"site", "browser", "base_url", "graded"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.suffix == ".ipynb" or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call" and ".ipynb" in report.nodeid:
         _notebook_seconds[report.nodeid.split("::")[0]] += report.duration
