@@ -25,7 +25,17 @@ Where the files come from. `dataset_file("sst2/train.tsv")` looks, in order, in
 2. the cache folder BERTEDU_CACHE (default `~/.cache/bertedu/data`);
 3. the official source listed in `REMOTE_FILES`: it downloads the file into the cache and
    checks its SHA-256 against the published value first, so a broken download never
-   stays in the cache.
+   stays in the cache. A file with no published SHA-256 is kept only if the download is
+   complete (as long as the server announced) and looks like its format (not an HTML page;
+   UTF-8 text; a tab in a `.tsv`'s first line; JSON that parses).
+
+Damaged files. A local copy of a registered file must match its SHA-256 too, so a truncated,
+edited or converted copy is refused before it is read. The loaders also read strictly on
+their own (for files without a checksum, such as a test's hand-made copies): Windows (CRLF)
+line ends read like LF, and anything else unexpected (bytes that are not UTF-8, a missing
+field, a label or tag outside its set, an STS-B score outside [0, 5], bad SQuAD JSON, a file
+with no records) raises a ValueError that names the file, and the line where the file is
+read line by line.
 
 CoNLL-2003 tags: IOB1 in the files, IOB2 in the records. In the original CoNLL files
 (IOB1) an entity normally starts with `I-`; `B-` appears only where an entity directly
@@ -42,6 +52,7 @@ Two entities of the same type side by side show why IOB1 needs `B-` at all:
 IOB1 `I-PER I-PER B-PER` and IOB2 `B-PER I-PER B-PER` both mean a two-word then a
 one-word name.
 """
+import codecs
 import gzip
 import hashlib
 import http.client
@@ -52,6 +63,7 @@ import random
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -78,7 +90,9 @@ class RemoteFile:
         url: The file, or the zip archive that holds it.
         sha256: Hex SHA-256 of the file's content, as the data README lists it (for a
             `gzip` entry: of the decompressed content, the official file). None where no
-            checksum is published: then the download is kept unchecked.
+            checksum is published: then a download is kept only if it is complete (the
+            server announced its length and sent exactly that) and looks like the file's
+            format (see `_check_complete` and `_check_plausible`).
         member: The path inside the zip archive at `url`, or None for a plain file.
         gzip: Store the content gzip-compressed, as the course's copy does.
     """
@@ -235,14 +249,14 @@ def dataset_file(relative_path: str) -> Path:
             "no download source in bertedu.data.REMOTE_FILES. Set BERTEDU_DATA to the folder "
             "that holds it.")
     try:
-        content = _fetch(remote.url)
+        download, announced_length = _fetch(remote.url)
     except (OSError, http.client.HTTPException) as error:  # offline, HTTP error, cut connection
         raise FileNotFoundError(
             f"{dataset} file {relative_path!r} not found in {' or '.join(searched)}, and "
             f"downloading it from {remote.url} failed ({error}). Set BERTEDU_DATA to the folder "
             "that holds the course's datasets (../shared/data in CI), or connect to the "
             "network.") from error
-    _store(relative_path, remote, content, cached)
+    _store(relative_path, remote, download, announced_length, cached)
     return cached
 
 
@@ -276,7 +290,7 @@ def _verified(relative_path: str, path: Path) -> Path:
     if remote.gzip:
         try:
             content = gzip.decompress(content)
-        except (OSError, EOFError) as error:
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:  # not gzip, cut short, damaged
             raise ValueError(f"{path} is not a complete gzip file ({error}): replace it with the "
                              f"course's copy, or delete it to download {remote.url} again") from error
     actual = hashlib.sha256(content).hexdigest()
@@ -294,19 +308,31 @@ def _verified(relative_path: str, path: Path) -> Path:
     return path
 
 
-def _fetch(url: str) -> bytes:
-    """The bytes at `url`. The files are small (30 MB at most), so memory holds them."""
+def _fetch(url: str) -> tuple[bytes, int | None]:
+    """The bytes at `url`, and the length the server announced (Content-Length) or None.
+
+    The files are small (30 MB at most), so memory holds them.
+    """
     request = urllib.request.Request(url, headers={"User-Agent": "bertedu"})
     with urllib.request.urlopen(request, timeout=60) as response:
+        announced = response.headers.get("Content-Length", "")
         # read() with no size raises IncompleteRead if the connection drops before the
         # announced length, so a cut download is an error, not a short file.
-        return response.read()
+        content = response.read()
+    return content, int(announced) if announced.strip().isdigit() else None
 
 
-def _store(relative_path: str, remote: RemoteFile, content: bytes, target: Path) -> None:
-    """Check downloaded `content` and write it to `target`, which appears only when complete."""
-    if remote.member is not None:
-        content = _zip_member(content, remote, relative_path)
+def _store(relative_path: str, remote: RemoteFile, download: bytes,
+           announced_length: int | None, target: Path) -> None:
+    """Check a download and write the file to `target`, which appears only when complete.
+
+    `download` is what `_fetch` returned: the file itself, or the zip archive that holds it.
+    """
+    if remote.sha256 is None:
+        _check_complete(relative_path, remote, download, announced_length)
+    content = download if remote.member is None else _zip_member(download, remote, relative_path)
+    if remote.sha256 is None:
+        _check_plausible(relative_path, remote, content)
     actual = hashlib.sha256(content).hexdigest()
     if remote.sha256 is not None and actual != remote.sha256:
         raise ValueError(
@@ -329,14 +355,68 @@ def _store(relative_path: str, remote: RemoteFile, content: bytes, target: Path)
         Path(temporary).unlink(missing_ok=True)  # a no-op after a successful os.replace
 
 
+# A download with no registered SHA-256 cannot be proven right, but a server's error or
+# login page (status 200, HTML) or a cut transfer must not be cached as the dataset. So such a
+# download is kept only when it is complete and looks like the file's format.
+
+
+def _check_complete(relative_path: str, remote: RemoteFile, download: bytes,
+                    announced_length: int | None) -> None:
+    """Refuse an unhashed download unless the server announced its length and sent exactly that."""
+    if announced_length is None:
+        raise _refused_download(relative_path, remote, (
+            f"the server did not announce its length (no Content-Length), so the "
+            f"{len(download):,} bytes received may be only part of it"))
+    if announced_length != len(download):
+        raise _refused_download(relative_path, remote, (
+            f"the server announced {announced_length:,} bytes but sent {len(download):,}"))
+
+
+def _check_plausible(relative_path: str, remote: RemoteFile, content: bytes) -> None:
+    """Refuse an unhashed file that is not what its name promises: it must not be an HTML page,
+    and must be non-empty UTF-8 text, whose first line has a tab for a `.tsv` and which parses
+    for a `.json` (or `.json.gz`)."""
+    if content[:200].lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        raise _refused_download(relative_path, remote, (
+            "it is an HTML page (an error, login or moved page), not the data file"))
+    if not content.strip():
+        raise _refused_download(relative_path, remote, "it is empty")
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _refused_download(relative_path, remote,
+                                "it is not UTF-8 text, which every file of the course is") from None
+    name = relative_path.removesuffix(".gz")
+    if name.endswith(".tsv") and "\t" not in text.split("\n", 1)[0]:
+        raise _refused_download(relative_path, remote,
+                                "its first line has no tab, so it is not a tab-separated file")
+    if name.endswith(".json"):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            reason = f"it is not valid JSON ({error})"
+            raise _refused_download(relative_path, remote, reason) from None
+
+
+def _refused_download(relative_path: str, remote: RemoteFile, reason: str) -> ValueError:
+    return ValueError(
+        f"refusing the download of {relative_path!r} from {remote.url}: it has no registered "
+        f"sha256 in bertedu.data.REMOTE_FILES, and {reason}. Nothing was kept. Register the "
+        "file's sha256, or put the file into the folder named by BERTEDU_DATA.")
+
+
 def _zip_member(archive: bytes, remote: RemoteFile, relative_path: str) -> bytes:
     """The bytes of `remote.member` inside the downloaded zip `archive`."""
+    if not archive.startswith(b"PK\x03\x04"):  # the signature every zip archive starts with
+        raise ValueError(f"{remote.url}, downloaded for {relative_path!r}, is not a zip archive "
+                         f"(it starts with {archive[:15]!r}). Nothing was kept; try again later.")
     try:
         with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
             return zipped.read(remote.member)
-    except zipfile.BadZipFile as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # not a zip, or a damaged one
         raise ValueError(
-            f"{remote.url}, downloaded for {relative_path!r}, is not a zip archive") from error
+            f"{remote.url}, downloaded for {relative_path!r}, is not a zip archive or is damaged "
+            f"({error}). Nothing was kept; try again later.") from error
     except KeyError as error:
         raise ValueError(f"the archive {remote.url} has no member {remote.member!r} "
                          f"(needed for {relative_path!r})") from error
@@ -346,38 +426,66 @@ def _zip_member(archive: bytes, remote: RemoteFile, relative_path: str) -> bytes
 # Small readers shared by the loaders
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file, without their line ends.
+def _file_error(path: Path, problem: str, line: int | None = None) -> ValueError:
+    """The error for a data file that cannot be read: it names the file, the line (1-based)
+    where there is one, the problem, and the fix."""
+    where = f"{path}, line {line}" if line is not None else str(path)
+    return ValueError(f"{where}: {problem}. Correct the file, or replace it with the course's "
+                      "copy of the dataset.")
 
-    "utf-8-sig" drops the byte-order mark that MRPC's files start with (otherwise the first
-    header field would read "\\ufeffQuality"). We split on "\\n" only: `str.splitlines` would
-    also split inside an SMS that contains characters such as "\\x0b" or "\\u2028".
+
+def _decode_utf8(content: bytes, path: Path) -> str:
+    """`content` decoded as UTF-8, without the byte-order mark that MRPC's files start with
+    (otherwise the first header field would read "\\ufeffQuality")."""
+    content = content.removeprefix(codecs.BOM_UTF8)
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content.count(b"\n", 0, error.start) + 1
+        bad = content[error.start:error.end]
+        raise _file_error(path, f"the bytes {bad!r} are not UTF-8 (the file was saved in "
+                                "another encoding, or is damaged)", line) from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, without their line ends (LF or CRLF).
+
+    We split on "\\n" only: `str.splitlines` would also split inside an SMS that contains
+    characters such as "\\x0b" or "\\u2028". A "\\r" before the "\\n" is dropped, so a copy
+    saved with Windows line ends gives the same records (no SMS ending in "\\r", no tag "O\\r").
     """
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        lines = file.read().split("\n")
-    if lines and lines[-1] == "":
+    lines = _decode_utf8(path.read_bytes(), path).split("\n")
+    if lines[-1] == "":
         lines.pop()  # the file's final newline ends the last line; it does not start a new one
-    return lines
+    return [line.removesuffix("\r") for line in lines]
 
 
 def _check_header(lines: list[str], expected: str, path: Path) -> None:
-    found = lines[0] if lines else "(empty file)"
-    if found != expected:
-        raise ValueError(f"{path}: expected the header line {expected!r}, found {found!r}")
+    if not lines:
+        raise _file_error(path, f"the file is empty; expected the header line {expected!r}")
+    if lines[0] != expected:
+        raise _file_error(path, f"expected the header line {expected!r}, found {lines[0]!r}", 1)
+
+
+def _require_records(records: list | set, path: Path, what: str = "rows") -> None:
+    """Refuse a file that held no data (empty, or a header only): a loader never returns []."""
+    if not records:
+        raise _file_error(path, f"the file holds no {what} (it is empty, or holds only a header "
+                                "or blank lines)")
 
 
 def _fields(line: str, count: int, path: Path, number: int) -> list[str]:
     """Split a tab-separated line into exactly `count` fields (`number` is 1-based, for errors)."""
     fields = line.split("\t")
     if len(fields) != count:
-        raise ValueError(
-            f"{path}, line {number}: expected {count} tab-separated fields, found {len(fields)}")
+        raise _file_error(path, f"expected {count} tab-separated fields, found {len(fields)}",
+                          number)
     return fields
 
 
 def _label_id(name: str, labels: tuple[str, ...], path: Path, number: int) -> int:
     if name not in labels:
-        raise ValueError(f"{path}, line {number}: unknown label {name!r}, expected one of {labels}")
+        raise _file_error(path, f"unknown label {name!r}, expected one of {labels}", number)
     return labels.index(name)
 
 
@@ -400,8 +508,16 @@ def read_wikitext2_lines(split: str) -> list[str]:
     Args:
         split: "train", "valid" or "test" (the course copy holds all three).
     """
+    return _read_wikitext2(split)[1]
+
+
+def _read_wikitext2(split: str) -> tuple[Path, list[str]]:
+    """The path and the lines of one WikiText-2 split; an empty file is an error."""
     _check_split(split, ("train", "valid", "test"), "WikiText-2")
-    return _read_lines(dataset_file(f"wikitext2/wiki.{split}.tokens"))
+    path = dataset_file(f"wikitext2/wiki.{split}.tokens")
+    lines = _read_lines(path)
+    _require_records(lines, path, "lines")
+    return path, lines
 
 
 def load_wikitext2(split: str) -> list[dict]:
@@ -426,7 +542,7 @@ def load_wikitext2(split: str) -> list[dict]:
         stripped of their surrounding spaces, e.g. `{"title": "Homarus gammarus",
         "paragraphs": ["Homarus gammarus , known as the European lobster ...", ...]}`.
     """
-    lines = read_wikitext2_lines(split)
+    path, lines = _read_wikitext2(split)
     articles = []
     for i, line in enumerate(lines):
         text = line.strip()
@@ -439,10 +555,11 @@ def load_wikitext2(split: str) -> list[dict]:
         elif is_heading and text.startswith("= ="):
             continue  # a section heading
         elif not articles:
-            raise ValueError(
-                f"WikiText-2 {split}, line {i + 1}: text before the first article title")
+            raise _file_error(path, "text before the first article title ' = Title = ' (followed "
+                                    "by a blank line)", i + 1)
         else:
             articles[-1]["paragraphs"].append(text)
+    _require_records(articles, path, "articles")
     return articles
 
 
@@ -472,15 +589,16 @@ def load_sst2(split: str) -> list[dict]:
         for number, line in enumerate(lines[1:], start=2):
             _, sentence = _fields(line, 2, path, number)
             records.append({"sentence": sentence.strip(), "label": None})
+        _require_records(records, path)
         return records
     _check_header(lines, "sentence\tlabel", path)
     for number, line in enumerate(lines[1:], start=2):
         # The label is after the last tab. No CSV parser: sentences contain " and ' freely.
         sentence, tab, label = line.rpartition("\t")
         if not tab or label not in ("0", "1"):
-            raise ValueError(
-                f"{path}, line {number}: expected 'sentence<TAB>0 or 1', found {line!r}")
+            raise _file_error(path, f"expected 'sentence<TAB>0 or 1', found {line!r}", number)
         records.append({"sentence": sentence.strip(), "label": int(label)})
+    _require_records(records, path)
     return records
 
 
@@ -500,8 +618,10 @@ def load_smsspam() -> list[dict]:
     for number, line in enumerate(_read_lines(path), start=1):
         label, tab, text = line.partition("\t")  # the first tab: messages may contain tabs
         if not tab:
-            raise ValueError(f"{path}, line {number}: expected 'ham<TAB>text' or 'spam<TAB>text'")
+            raise _file_error(path, f"expected 'ham<TAB>text' or 'spam<TAB>text', found {line!r}",
+                              number)
         records.append({"text": text, "label": _label_id(label, SMSSPAM_LABELS, path, number)})
+    _require_records(records, path, "messages")
     return records
 
 
@@ -557,6 +677,7 @@ def _read_msr_paraphrase(path: Path) -> list[dict]:
         label = _label_id(quality, ("0", "1"), path, number)
         records.append({"sentence1": sentence1, "sentence2": sentence2, "label": label,
                         "id1": id1, "id2": id2})
+    _require_records(records, path)
     return records
 
 
@@ -582,7 +703,13 @@ def load_mrpc(split: str) -> list[dict]:
     ids_path = dataset_file("mrpc/dev_ids.tsv")
     dev_ids = {tuple(_fields(line, 2, ids_path, number))
                for number, line in enumerate(_read_lines(ids_path), start=1)}
-    records = _read_msr_paraphrase(dataset_file("mrpc/msr_paraphrase_train.txt"))
+    _require_records(dev_ids, ids_path, "id pairs")
+    train_path = dataset_file("mrpc/msr_paraphrase_train.txt")
+    records = _read_msr_paraphrase(train_path)
+    missing = dev_ids - {(record["id1"], record["id2"]) for record in records}
+    if missing:  # every dev pair comes from the train file: one of the two is cut or mismatched
+        raise _file_error(train_path, f"it lacks {len(missing)} of the pairs that {ids_path} "
+                                      f"holds out as dev, e.g. {min(missing)}")
     want_dev = split == "dev"
     return [record for record in records if ((record["id1"], record["id2"]) in dev_ids) == want_dev]
 
@@ -607,6 +734,7 @@ def load_rte(split: str) -> list[dict]:
         fields = _fields(line, 4 if labeled else 3, path, number)
         label = _label_id(fields[3], RTE_LABELS, path, number) if labeled else None
         records.append({"sentence1": fields[1], "sentence2": fields[2], "label": label})
+    _require_records(records, path)
     return records
 
 
@@ -628,9 +756,21 @@ def load_stsb(split: str) -> list[dict]:
     records = []
     for number, line in enumerate(lines[1:], start=2):
         fields = _fields(line, 10 if scored else 9, path, number)
-        score = float(fields[9]) if scored else None
+        score = _stsb_score(fields[9], path, number) if scored else None
         records.append({"sentence1": fields[7], "sentence2": fields[8], "score": score})
+    _require_records(records, path)
     return records
+
+
+def _stsb_score(text: str, path: Path, number: int) -> float:
+    """A score field as a float, refused unless it is a number from 0 to 5 (not nan, not inf)."""
+    try:
+        score = float(text)
+    except ValueError:
+        score = float("nan")
+    if not 0.0 <= score <= 5.0:  # also False for nan
+        raise _file_error(path, f"the score must be a number from 0 to 5, found {text!r}", number)
+    return score
 
 
 # ---------------------------------------------------------------------------------------
@@ -702,10 +842,17 @@ def load_conll2003(split: str) -> list[dict]:
                 rows = []
             continue
         columns = line.split(" ")
-        if len(columns) != 4:
-            raise ValueError(f"{path}, line {number}: expected 4 space-separated columns "
-                             f"'token POS chunk NER', found {line!r}")
+        if len(columns) != 4 or not all(columns):
+            raise _file_error(path, "expected 4 columns 'token POS chunk NER' separated by single "
+                                    f"spaces, found {line!r}", number)
+        _token, _pos, chunk, ner = columns
+        if ner not in CONLL_NER_LABELS:  # the IOB1 file uses the same 9 tags as IOB2
+            raise _file_error(path, f"unknown NER tag {ner!r}, expected one of {CONLL_NER_LABELS}",
+                              number)
+        if chunk != "O" and (chunk[:2] not in ("B-", "I-") or len(chunk) == 2):
+            raise _file_error(path, f"chunk tag {chunk!r} is not 'O', 'B-TYPE' or 'I-TYPE'", number)
         rows.append(columns)
+    _require_records(sentences, path, "sentences")
     return sentences
 
 
@@ -729,21 +876,64 @@ def load_squad(split: str = "dev") -> list[dict]:
     """
     _check_split(split, ("train", "dev"), "SQuAD v1.1")
     path = dataset_file(f"squad/{split}-v1.1.json.gz")
-    with gzip.open(path, "rt", encoding="utf-8") as file:
-        squad = json.load(file)
-    if squad.get("version") != "1.1":
-        raise ValueError(f"{path}: expected SQuAD version '1.1', found {squad.get('version')!r}")
+    squad = _read_gzipped_json(path)
+    if not isinstance(squad, dict) or squad.get("version") != "1.1":
+        found = squad.get("version") if isinstance(squad, dict) else type(squad).__name__
+        raise _file_error(path, f"expected a SQuAD JSON object with version '1.1', found {found!r}")
     records = []
-    for article in squad["data"]:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                answers = qa["answers"]
-                records.append({
-                    "id": qa["id"],
-                    "title": article["title"],
-                    "context": paragraph["context"],
-                    "question": qa["question"],
-                    "answers": {"text": [answer["text"] for answer in answers],
-                                "answer_start": [answer["answer_start"] for answer in answers]},
-                })
+    for a, article in enumerate(_squad_field(squad, "data", list, path, "the top level")):
+        where = f"article data[{a}]"
+        title = _squad_field(article, "title", str, path, where)
+        for p, paragraph in enumerate(_squad_field(article, "paragraphs", list, path, where)):
+            where = f"article data[{a}] ({title!r}), paragraph {p}"
+            context = _squad_field(paragraph, "context", str, path, where)
+            for q, qa in enumerate(_squad_field(paragraph, "qas", list, path, where)):
+                where = f"article data[{a}] ({title!r}), paragraph {p}, question {q}"
+                question_id = _squad_field(qa, "id", str, path, where)
+                where += f" (id {question_id!r})"
+                answers = _squad_field(qa, "answers", list, path, where)
+                if not answers:
+                    raise _file_error(path, f"{where} has no answers; SQuAD v1.1 questions have "
+                                            "at least one")
+                texts, starts = [], []
+                for k, answer in enumerate(answers):
+                    text = _squad_field(answer, "text", str, path, f"{where}, answer {k}")
+                    start = _squad_field(answer, "answer_start", int, path, f"{where}, answer {k}")
+                    if not 0 <= start <= len(context) - len(text):
+                        raise _file_error(path, f"{where}, answer {k}: answer_start {start} puts "
+                                                f"{text!r} outside its context")
+                    texts.append(text)
+                    starts.append(start)
+                records.append({"id": question_id, "title": title, "context": context,
+                                "question": _squad_field(qa, "question", str, path, where),
+                                "answers": {"text": texts, "answer_start": starts}})
+    _require_records(records, path, "questions")
     return records
+
+
+def _read_gzipped_json(path: Path):
+    """The JSON value in a gzip file; errors name the file (and the line and column of bad JSON)."""
+    try:
+        with gzip.open(path, "rb") as file:
+            content = file.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:  # not gzip, cut short, damaged
+        raise _file_error(path, f"it is not a complete gzip file ({error})") from None
+    try:
+        return json.loads(_decode_utf8(content, path))
+    except json.JSONDecodeError as error:
+        raise _file_error(path, f"invalid JSON after decompressing, at column {error.colno}: "
+                                f"{error.msg}", error.lineno) from None
+
+
+def _squad_field(node, key: str, kind: type, path: Path, where: str):
+    """`node[key]`, checked to be a `kind`; `where` names the place in the file for errors."""
+    if not isinstance(node, dict):
+        raise _file_error(path, f"{where} should be a JSON object, found {type(node).__name__}")
+    if key not in node:
+        raise _file_error(path, f"{where} has no {key!r} field")
+    value = node[key]
+    if not isinstance(value, kind) or isinstance(value, bool):  # True would pass as an int
+        expected = {str: "a string", int: "an integer", list: "a list"}[kind]
+        raise _file_error(path, f"{where}: {key!r} should be {expected}, found "
+                                f"{type(value).__name__}")
+    return value

@@ -46,17 +46,19 @@ def real_data(data_dir, monkeypatch):
 # Official counts and first records
 
 
-@pytest.mark.parametrize("split, tokens", [("valid", 217_646), ("test", 245_569)])
-def test_wikitext2_lines_give_the_official_token_counts(real_data, split, tokens):
-    lines = read_wikitext2_lines(split)
-    assert sum(len(line.split()) + 1 for line in lines) == tokens  # +1: one <eos> per line
+@pytest.mark.parametrize("split, lines, tokens", [
+    ("train", 36_718, 2_088_628), ("valid", 3_760, 217_646), ("test", 4_358, 245_569)])
+def test_wikitext2_lines_give_the_official_token_counts(real_data, split, lines, tokens):
+    read = read_wikitext2_lines(split)
+    assert len(read) == lines
+    assert sum(len(line.split()) + 1 for line in read) == tokens  # +1: one <eos> per line
 
 
-@pytest.mark.parametrize("split", ["valid", "test"])
-def test_wikitext2_articles_keep_every_paragraph(real_data, split):
+@pytest.mark.parametrize("split, article_count", [("train", 600), ("valid", 60), ("test", 60)])
+def test_wikitext2_articles_keep_every_paragraph(real_data, split, article_count):
     lines = read_wikitext2_lines(split)
     articles = load_wikitext2(split)
-    assert len(articles) == 60  # WikiText-2 has 600 / 60 / 60 articles
+    assert len(articles) == article_count  # WikiText-2 has 600 / 60 / 60 articles
     blank = sum(1 for line in lines if not line.strip())
     sections = sum(1 for line in lines if line.strip().startswith("= ="))
     paragraphs = [p for article in articles for p in article["paragraphs"]]
@@ -319,6 +321,304 @@ def test_malformed_files_name_the_file_and_line(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------
+# Damaged files: a table of damages, each applied to a tiny, well-formed copy of one file
+
+_STSB_HEADER = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2"
+_MRPC_HEADER = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+_TINY_SQUAD = {"version": "1.1", "data": [{"title": "Paris", "paragraphs": [{
+    "context": "Paris is big.",
+    "qas": [{"id": "q1", "question": "What is big?",
+             "answers": [{"answer_start": 0, "text": "Paris"}]}]}]}]}
+
+# A tiny, well-formed copy of each file the loaders read (stored bytes).
+TINY_FILES = {
+    "sst2/dev.tsv": b"sentence\tlabel\ngood film \t1\nbad film \t0\n",
+    "sst2/test.tsv": b"index\tsentence\n0\tfine film \n",
+    "smsspam/SMSSpamCollection": b"ham\tSee you at 5 \nspam\tWIN a prize\tnow\n",
+    "mrpc/msr_paraphrase_train.txt": (_MRPC_HEADER + "1\t1\t2\tA b .\tA b !\n"
+                                      "0\t3\t4\tC d .\tE f .\n").encode(),
+    "mrpc/dev_ids.tsv": b"3\t4\n",
+    "mrpc/msr_paraphrase_test.txt": (_MRPC_HEADER + "1\t5\t6\tG h .\tG h !\n").encode(),
+    "rte/dev.tsv": (b"index\tsentence1\tsentence2\tlabel\n"
+                    b"0\tA cat sat.\tA cat exists.\tentailment\n"
+                    b"1\tA dog ran.\tA cat ran.\tnot_entailment\n"),
+    "stsb/dev.tsv": (f"{_STSB_HEADER}\tscore\n"
+                     "0\tmain-captions\tMSRvid\t2012test\t0001\tnone\tnone\tA plane takes off.\t"
+                     "A plane is taking off.\t5.000\n"
+                     "1\tmain-captions\tMSRvid\t2012test\t0004\tnone\tnone\tA man plays a flute.\t"
+                     "A man plays.\t3.800\n").encode(),
+    "conll2003/eng.testa": (b"-DOCSTART- -X- O O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\n"
+                            b"Peter NNP I-NP I-PER\nBlackburn NNP I-NP I-PER\n"),
+    "wikitext2/wiki.valid.tokens": (b" \n = Lobster = \n \n Lobsters live in the sea . \n \n"
+                                    b" = = Habitat = = \n \n They like rocks . \n"),
+    "squad/dev-v1.1.json.gz": gzip.compress(json.dumps(_TINY_SQUAD, indent=1).encode(), mtime=0),
+}
+
+# What each tiny copy must load as.
+TINY_RECORDS = {
+    "sst2/dev.tsv": [{"sentence": "good film", "label": 1}, {"sentence": "bad film", "label": 0}],
+    "sst2/test.tsv": [{"sentence": "fine film", "label": None}],
+    "smsspam/SMSSpamCollection": [{"text": "See you at 5 ", "label": 0},
+                                  {"text": "WIN a prize\tnow", "label": 1}],
+    "mrpc/msr_paraphrase_train.txt": [{"sentence1": "A b .", "sentence2": "A b !", "label": 1,
+                                       "id1": "1", "id2": "2"}],
+    "mrpc/dev_ids.tsv": [{"sentence1": "C d .", "sentence2": "E f .", "label": 0,
+                          "id1": "3", "id2": "4"}],
+    "mrpc/msr_paraphrase_test.txt": [{"sentence1": "G h .", "sentence2": "G h !", "label": 1,
+                                      "id1": "5", "id2": "6"}],
+    "rte/dev.tsv": [{"sentence1": "A cat sat.", "sentence2": "A cat exists.", "label": 0},
+                    {"sentence1": "A dog ran.", "sentence2": "A cat ran.", "label": 1}],
+    "stsb/dev.tsv": [{"sentence1": "A plane takes off.", "sentence2": "A plane is taking off.",
+                      "score": 5.0},
+                     {"sentence1": "A man plays a flute.", "sentence2": "A man plays.",
+                      "score": 3.8}],
+    "conll2003/eng.testa": [
+        {"tokens": ["EU", "rejects"], "pos_tags": ["NNP", "VBZ"], "chunk_tags": ["B-NP", "B-VP"],
+         "ner_tags": ["B-ORG", "O"]},
+        {"tokens": ["Peter", "Blackburn"], "pos_tags": ["NNP", "NNP"],
+         "chunk_tags": ["B-NP", "I-NP"], "ner_tags": ["B-PER", "I-PER"]}],
+    "wikitext2/wiki.valid.tokens": [
+        {"title": "Lobster", "paragraphs": ["Lobsters live in the sea .", "They like rocks ."]}],
+    "squad/dev-v1.1.json.gz": [{"id": "q1", "title": "Paris", "context": "Paris is big.",
+                                "question": "What is big?",
+                                "answers": {"text": ["Paris"], "answer_start": [0]}}],
+}
+
+# The loader call that reads each file (MRPC's dev split reads both dev_ids and the train source).
+LOADERS = {
+    "sst2/dev.tsv": lambda: load_sst2("dev"),
+    "sst2/test.tsv": lambda: load_sst2("test"),
+    "smsspam/SMSSpamCollection": load_smsspam,
+    "mrpc/msr_paraphrase_train.txt": lambda: load_mrpc("train"),
+    "mrpc/dev_ids.tsv": lambda: load_mrpc("dev"),
+    "mrpc/msr_paraphrase_test.txt": lambda: load_mrpc("test"),
+    "rte/dev.tsv": lambda: load_rte("dev"),
+    "stsb/dev.tsv": lambda: load_stsb("dev"),
+    "conll2003/eng.testa": lambda: load_conll2003("dev"),
+    "wikitext2/wiki.valid.tokens": lambda: load_wikitext2("valid"),
+    "squad/dev-v1.1.json.gz": lambda: load_squad("dev"),
+}
+
+
+@pytest.fixture
+def tiny_data(tmp_path, monkeypatch):
+    """A data folder of the tiny copies, opted out of the registry so the loaders read them."""
+    folder = tmp_path / "data"
+    for relative_path, content in TINY_FILES.items():
+        (folder / relative_path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative_path).write_bytes(content)
+        monkeypatch.delitem(data.REMOTE_FILES, relative_path)
+    monkeypatch.setenv("BERTEDU_DATA", str(folder))
+    monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
+    return folder
+
+
+@pytest.mark.parametrize("relative_path", sorted(TINY_FILES))
+def test_tiny_copies_load_exactly(tiny_data, relative_path):
+    assert LOADERS[relative_path]() == TINY_RECORDS[relative_path]
+
+
+# Damages. Each takes the stored bytes and returns the damaged bytes; SQuAD's go through gzip.
+def _crlf(content):
+    return content.replace(b"\n", b"\r\n")
+
+
+def _without_last_line(content):
+    return b"".join(content.splitlines(keepends=True)[:-1])
+
+
+def _first_line_only(content):
+    return content.splitlines(keepends=True)[0]
+
+
+def _empty(content):
+    return b""
+
+
+def _replace(old, new):
+    return lambda content: content.replace(old, new, 1)
+
+
+def _in_squad(damage):
+    return lambda content: gzip.compress(damage(gzip.decompress(content)), mtime=0)
+
+
+def _squad_without(key):
+    def damage(json_bytes):
+        squad = json.loads(json_bytes)
+        qa = squad["data"][0]["paragraphs"][0]["qas"][0]
+        del qa[key]
+        return json.dumps(squad, indent=1).encode()
+    return damage
+
+
+SAME_RECORDS = "the records of the tiny copy"
+
+# file, damage, and what the loader must do with the damaged copy when the file is not in the
+# registry: return these records, or raise a ValueError whose message names the file and matches
+# this pattern (which names the line wherever the file is read line by line).
+DAMAGED_FILES = [
+    # SST-2
+    pytest.param("sst2/dev.tsv", _without_last_line, [{"sentence": "good film", "label": 1}],
+                 id="sst2-truncated-at-a-line-boundary"),
+    pytest.param("sst2/dev.tsv", lambda content: content[:-3],
+                 r", line 3: expected 'sentence<TAB>0 or 1'", id="sst2-cut-inside-a-line"),
+    pytest.param("sst2/dev.tsv", _replace(b"\t1\n", b"\t2\n"),
+                 r", line 2: expected 'sentence<TAB>0 or 1', found 'good film \\t2'",
+                 id="sst2-label-not-in-the-set"),
+    pytest.param("sst2/dev.tsv", _first_line_only, "holds no rows", id="sst2-header-only"),
+    pytest.param("sst2/dev.tsv", _empty, "the file is empty", id="sst2-empty"),
+    pytest.param("sst2/dev.tsv", _crlf, SAME_RECORDS, id="sst2-crlf"),
+    pytest.param("sst2/dev.tsv", _replace(b"bad film", b"caf\xe9 film"),
+                 r", line 3: the bytes b'\\xe9' are not UTF-8", id="sst2-latin-1-byte"),
+    pytest.param("sst2/test.tsv", _first_line_only, "holds no rows", id="sst2-test-header-only"),
+    pytest.param("sst2/test.tsv", _crlf, SAME_RECORDS, id="sst2-test-crlf"),
+    # SMS Spam
+    pytest.param("smsspam/SMSSpamCollection", _replace(b"spam\t", b"spm\t"),
+                 r", line 2: unknown label 'spm'", id="sms-label-not-in-the-set"),
+    pytest.param("smsspam/SMSSpamCollection", _replace(b"ham\t", b"ham "),
+                 r", line 1: expected 'ham<TAB>text'", id="sms-no-tab"),
+    pytest.param("smsspam/SMSSpamCollection", _empty, "holds no messages", id="sms-empty"),
+    pytest.param("smsspam/SMSSpamCollection", _crlf, SAME_RECORDS, id="sms-crlf"),
+    pytest.param("smsspam/SMSSpamCollection", _replace(b"prize", b"pri\xffze"),
+                 r", line 2: the bytes b'\\xff' are not UTF-8", id="sms-bad-byte"),
+    # MRPC
+    pytest.param("mrpc/msr_paraphrase_train.txt", _replace(b"\n1\t1", b"\n2\t1"),
+                 r", line 2: unknown label '2'", id="mrpc-label-not-in-the-set"),
+    pytest.param("mrpc/msr_paraphrase_train.txt", _first_line_only, "holds no rows",
+                 id="mrpc-header-only"),
+    pytest.param("mrpc/msr_paraphrase_train.txt", _empty, "the file is empty", id="mrpc-empty"),
+    pytest.param("mrpc/msr_paraphrase_train.txt", _crlf, SAME_RECORDS, id="mrpc-crlf"),
+    pytest.param("mrpc/dev_ids.tsv", _crlf, SAME_RECORDS, id="mrpc-dev-ids-crlf"),
+    pytest.param("mrpc/dev_ids.tsv", _empty, "holds no id pairs", id="mrpc-dev-ids-empty"),
+    pytest.param("mrpc/dev_ids.tsv", _replace(b"3\t4", b"3\t9"),
+                 r"msr_paraphrase_train\.txt: it lacks 1 of the pairs", id="mrpc-dev-pair-missing"),
+    pytest.param("mrpc/msr_paraphrase_test.txt", _first_line_only, "holds no rows",
+                 id="mrpc-test-header-only"),
+    pytest.param("mrpc/msr_paraphrase_test.txt", _crlf, SAME_RECORDS, id="mrpc-test-crlf"),
+    # RTE
+    pytest.param("rte/dev.tsv", _replace(b"not_entailment", b"neutral"),
+                 r", line 3: unknown label 'neutral'", id="rte-label-not-in-the-set"),
+    pytest.param("rte/dev.tsv", _replace(b"\tentailment", b" entailment"),
+                 r", line 2: expected 4 tab-separated fields, found 3", id="rte-missing-tab"),
+    pytest.param("rte/dev.tsv", _first_line_only, "holds no rows", id="rte-header-only"),
+    pytest.param("rte/dev.tsv", _crlf, SAME_RECORDS, id="rte-crlf"),
+    # STS-B
+    pytest.param("stsb/dev.tsv", _replace(b"\t3.800", b"\tnan"),
+                 r", line 3: the score must be a number from 0 to 5, found 'nan'", id="stsb-nan"),
+    pytest.param("stsb/dev.tsv", _replace(b"\t5.000", b"\t7.5"),
+                 r", line 2: the score must be a number from 0 to 5, found '7.5'", id="stsb-7.5"),
+    pytest.param("stsb/dev.tsv", _replace(b"\t5.000", b"\t-0.5"), r", line 2: the score",
+                 id="stsb-negative"),
+    pytest.param("stsb/dev.tsv", _replace(b"\t5.000", b"\tinf"), r", line 2: the score",
+                 id="stsb-inf"),
+    pytest.param("stsb/dev.tsv", _replace(b"\t5.000", b"\tfive"), r", line 2: the score",
+                 id="stsb-not-a-number"),
+    pytest.param("stsb/dev.tsv", _first_line_only, "holds no rows", id="stsb-header-only"),
+    pytest.param("stsb/dev.tsv", _crlf, SAME_RECORDS, id="stsb-crlf"),
+    # CoNLL-2003
+    pytest.param("conll2003/eng.testa", _replace(b"I-PER\n", b"I-PERSON\n"),
+                 r", line 6: unknown NER tag 'I-PERSON'", id="conll-unknown-ner-tag"),
+    pytest.param("conll2003/eng.testa", _replace(b"VBZ I-VP", b"VBZ VP"),
+                 r", line 4: chunk tag 'VP' is not", id="conll-bad-chunk-tag"),
+    pytest.param("conll2003/eng.testa", _replace(b"EU NNP", b"EU  NNP"),
+                 r", line 3: expected 4 columns", id="conll-double-space"),
+    pytest.param("conll2003/eng.testa", _first_line_only, "holds no sentences",
+                 id="conll-docstart-only"),
+    pytest.param("conll2003/eng.testa", _empty, "holds no sentences", id="conll-empty"),
+    pytest.param("conll2003/eng.testa", _crlf, SAME_RECORDS, id="conll-crlf"),
+    pytest.param("conll2003/eng.testa", _replace(b"Peter", b"P\xe9ter"),
+                 r", line 6: the bytes b'\\xe9' are not UTF-8", id="conll-latin-1-byte"),
+    # WikiText-2
+    pytest.param("wikitext2/wiki.valid.tokens", _empty, "holds no lines", id="wikitext-empty"),
+    pytest.param("wikitext2/wiki.valid.tokens", _replace(b" = Lobster = \n \n", b""),
+                 r", line 2: text before the first article title", id="wikitext-no-title"),
+    pytest.param("wikitext2/wiki.valid.tokens", lambda content: b" \n \n",
+                 "holds no articles", id="wikitext-blank-lines-only"),
+    pytest.param("wikitext2/wiki.valid.tokens", _crlf, SAME_RECORDS, id="wikitext-crlf"),
+    pytest.param("wikitext2/wiki.valid.tokens", _replace(b"rocks", b"r\x80cks"),
+                 r", line 8: the bytes b'\\x80' are not UTF-8", id="wikitext-bad-byte"),
+    # SQuAD (the damage is to the JSON inside the gzip file, except where the gzip is cut)
+    pytest.param("squad/dev-v1.1.json.gz", lambda content: content[:-12],
+                 "not a complete gzip file", id="squad-gzip-truncated"),
+    pytest.param("squad/dev-v1.1.json.gz", gzip.decompress, "not a complete gzip file",
+                 id="squad-not-gzipped"),
+    pytest.param("squad/dev-v1.1.json.gz",
+                 _in_squad(_replace(b'"What is big?",', b'"What is big?"')),  # a comma lost
+                 r", line 13: invalid JSON after decompressing, at column 8: "
+                 "Expecting ',' delimiter", id="squad-bad-json"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_squad_without("question")),
+                 r"article data\[0\] \('Paris'\), paragraph 0, question 0 \(id 'q1'\) has no "
+                 "'question' field", id="squad-missing-question"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_squad_without("id")),
+                 r"question 0 has no 'id' field", id="squad-missing-id"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_replace(b'"answer_start": 0',
+                                                               b'"answer_start": 20')),
+                 r"answer 0: answer_start 20 puts 'Paris' outside its context",
+                 id="squad-answer-outside-context"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_replace(b'"answer_start": 0',
+                                                               b'"answer_start": "0"')),
+                 r"'answer_start' should be an integer, found str",
+                 id="squad-answer-start-a-string"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(lambda _: b'{"version": "1.1", "data": []}'),
+                 "holds no questions", id="squad-no-articles"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_replace(b'"1.1"', b'"2.0"')),
+                 "version '1.1', found '2.0'", id="squad-version-2"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_crlf), SAME_RECORDS, id="squad-crlf"),
+    pytest.param("squad/dev-v1.1.json.gz", _in_squad(_empty),
+                 r", line 1: invalid JSON after decompressing", id="squad-empty-json"),
+]
+
+
+@pytest.mark.parametrize("relative_path, damage, expected", DAMAGED_FILES)
+def test_damaged_unregistered_file(tiny_data, relative_path, damage, expected):
+    path = tiny_data / relative_path
+    path.write_bytes(damage(path.read_bytes()))
+    if expected == SAME_RECORDS:
+        expected = TINY_RECORDS[relative_path]
+    if isinstance(expected, list):
+        assert LOADERS[relative_path]() == expected
+        return
+    with pytest.raises(ValueError, match=expected) as error:
+        LOADERS[relative_path]()
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("relative_path, damage, expected", DAMAGED_FILES)
+def test_damaged_registered_file_fails_its_checksum(tiny_data, monkeypatch, relative_path,
+                                                    damage, expected):
+    # The same damages, with the tiny copy's SHA-256 registered: every one is refused before
+    # the loader reads a line, truncations and CRLF included.
+    path = tiny_data / relative_path
+    good = path.read_bytes()
+    is_gzip = relative_path.endswith(".gz")
+    digest = _sha256(gzip.decompress(good) if is_gzip else good)
+    monkeypatch.setitem(data.REMOTE_FILES, relative_path,
+                        RemoteFile("https://example.invalid/file", digest, gzip=is_gzip))
+    assert LOADERS[relative_path]() == TINY_RECORDS[relative_path]
+    path.write_bytes(damage(good))
+    os.utime(path, ns=(1, 1))  # a modification time the check has not seen
+    with pytest.raises(ValueError, match="registered checksum|not a complete gzip file") as error:
+        LOADERS[relative_path]()
+    assert str(path) in str(error.value)
+
+
+def test_crlf_copies_leave_no_carriage_return(tiny_data):
+    for relative_path in ("smsspam/SMSSpamCollection", "conll2003/eng.testa"):
+        path = tiny_data / relative_path
+        path.write_bytes(_crlf(path.read_bytes()))
+    assert not any(r["text"].endswith("\r") for r in load_smsspam())
+    assert "O\r" not in {tag for r in load_conll2003("dev") for tag in r["ner_tags"]}
+    assert read_wikitext2_lines("valid")[1] == " = Lobster = "
+
+
+def test_every_file_has_damage_cases_and_a_crlf_case():
+    damaged = {case.values[0] for case in DAMAGED_FILES}
+    crlf = {case.values[0] for case in DAMAGED_FILES if case.id.endswith("crlf")}
+    assert damaged == crlf == set(TINY_FILES) == set(LOADERS)
+
+
+# ---------------------------------------------------------------------------------------
 # Finding and downloading files
 
 
@@ -335,6 +635,11 @@ def server(monkeypatch):
                 self.send_header("Content-Length", "1000")
                 self.end_headers()
                 self.wfile.write(b"0123456789")
+                return
+            if self.path.startswith("/no-length/"):  # no Content-Length: the end is the hang-up
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(files.get(self.path.removeprefix("/no-length"), b""))
                 return
             if self.path not in files:
                 self.send_error(404)
@@ -519,10 +824,12 @@ def test_registry_covers_every_file_the_loaders_read(real_data, monkeypatch):
     for loader in (load_sst2, load_mrpc, load_rte, load_stsb, load_conll2003):
         for split in ("train", "dev", "test"):
             loader(split)
-    load_wikitext2("valid"), load_wikitext2("test"), load_squad("dev"), load_smsspam()
+    for split in ("train", "valid", "test"):
+        load_wikitext2(split)
+    load_squad("dev"), load_smsspam()
     assert set(read) <= set(data.REMOTE_FILES)
-    # 3 SST-2, 3 MRPC sources, 3 RTE, 3 STS-B, 3 CoNLL, 2 WikiText-2, 1 SQuAD, 1 SMS
-    assert len(set(read)) == 19
+    # 3 SST-2, 3 MRPC sources, 3 RTE, 3 STS-B, 3 CoNLL, 3 WikiText-2, 1 SQuAD, 1 SMS
+    assert len(set(read)) == 20
 
 
 def test_registered_checksums_match_the_course_copy(real_data):
@@ -530,8 +837,8 @@ def test_registered_checksums_match_the_course_copy(real_data):
     # file: of its content, the official dev-v1.1.json).
     for relative_path, remote in data.REMOTE_FILES.items():
         local = real_data / relative_path
-        if not local.exists():  # the two files too big for the course copy
-            assert relative_path in ("squad/train-v1.1.json.gz", "wikitext2/wiki.train.tokens")
+        if not local.exists():  # the one file too big for the course copy
+            assert relative_path == "squad/train-v1.1.json.gz"
             continue
         content = gzip.decompress(local.read_bytes()) if remote.gzip else local.read_bytes()
         assert _sha256(content) == remote.sha256, relative_path
@@ -561,3 +868,108 @@ def test_local_copies_are_checked_against_their_registered_sha256(real_data, tmp
         with pytest.raises(ValueError, match="does not match the registered checksum") as caught:
             load_sst2("dev")
         assert str(target) in str(caught.value), case
+
+
+# ---------------------------------------------------------------------------------------
+# Downloads with no registered checksum: kept only when complete and plausible
+
+
+def _zip_holding(member_name, member):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr(member_name, member)
+    return archive.getvalue()
+
+
+_HTML_PAGE = b"<!DOCTYPE html>\n<html><body>Please sign in</body></html>\n"
+_GOOD_TSV = b"sentence\tlabel\nfine \t1\n"
+
+
+# relative path, zip member (None: a plain file), the bytes the server sends, the length it
+# announces (None: no Content-Length), and what the refusal says.
+REFUSED_DOWNLOADS = [
+    pytest.param("toy/page.tsv", None, _HTML_PAGE, None, r"no Content-Length",
+                 id="html-page-without-content-length"),
+    pytest.param("toy/page.tsv", None, _HTML_PAGE, len(_HTML_PAGE), r"it is an HTML page",
+                 id="html-page-with-content-length"),
+    pytest.param("toy/page.tsv", None, b"  <html><body>moved</body></html>", 33,
+                 r"it is an HTML page", id="html-page-without-doctype"),
+    pytest.param("toy/data.tsv", None, _GOOD_TSV, None, r"no Content-Length",
+                 id="good-tsv-without-content-length"),
+    pytest.param("toy/data.tsv", None, _GOOD_TSV, 1000, r"announced 1,000 bytes but sent 23",
+                 id="shorter-than-announced"),
+    pytest.param("toy/data.tsv", None, b"sentence label\nfine 1\n", 22, r"first line has no tab",
+                 id="tsv-without-a-tab"),
+    pytest.param("toy/data.json", None, b'{"data": [', 10, r"not valid JSON", id="cut-json"),
+    pytest.param("toy/data.txt", None, b"", 0, r"it is empty", id="empty"),
+    pytest.param("toy/data.txt", None, b"caf\xe9\n", 5, r"not UTF-8 text", id="latin-1-text"),
+    pytest.param("toy/data.tsv", "TOY/data.tsv", _HTML_PAGE, len(_HTML_PAGE),
+                 r"is not a zip archive \(it starts with b'<!DOCTYPE html",
+                 id="html-instead-of-zip"),
+    pytest.param("toy/data.tsv", "TOY/data.tsv", _zip_holding("TOY/data.tsv", _HTML_PAGE),
+                 len(_zip_holding("TOY/data.tsv", _HTML_PAGE)), r"it is an HTML page",
+                 id="zip-member-is-html"),
+]
+
+
+@pytest.mark.parametrize("relative_path, member, sent, announced, message", REFUSED_DOWNLOADS)
+def test_unhashed_download_is_refused_unless_complete_and_plausible(
+        cache, monkeypatch, relative_path, member, sent, announced, message):
+    url = "https://example.invalid/file"
+    monkeypatch.setattr(data, "_fetch", lambda fetched_url: (sent, announced))
+    monkeypatch.setitem(data.REMOTE_FILES, relative_path, RemoteFile(url, None, member=member))
+    with pytest.raises(ValueError, match=message) as error:
+        dataset_file(relative_path)
+    assert relative_path in str(error.value) and url in str(error.value)
+    assert _files_in(cache) == []
+
+
+@pytest.mark.parametrize("relative_path, member, sent", [
+    pytest.param("toy/data.tsv", None, _GOOD_TSV, id="tsv"),
+    pytest.param("toy/data.json.gz", None, b'{"version": "1.1", "data": []}', id="json"),
+    pytest.param("toy/data.tsv", "TOY/data.tsv", _zip_holding("TOY/data.tsv", _GOOD_TSV),
+                 id="zip-member"),
+])
+def test_complete_plausible_unhashed_download_is_kept(cache, monkeypatch, relative_path, member,
+                                                      sent):
+    monkeypatch.setattr(data, "_fetch", lambda url: (sent, len(sent)))
+    monkeypatch.setitem(data.REMOTE_FILES, relative_path,
+                        RemoteFile("https://example.invalid/file", None, member=member,
+                                   gzip=relative_path.endswith(".gz")))
+    kept = dataset_file(relative_path).read_bytes()
+    if relative_path.endswith(".gz"):
+        kept = gzip.decompress(kept)
+    assert kept == (_GOOD_TSV if member else sent)
+
+
+def test_hashed_download_needs_no_content_length(cache, monkeypatch):
+    # A registered SHA-256 proves the content whole: the length announcement is not needed.
+    monkeypatch.setattr(data, "_fetch", lambda url: (_GOOD_TSV, None))
+    monkeypatch.setitem(data.REMOTE_FILES, "toy/data.tsv",
+                        RemoteFile("https://example.invalid/file", _sha256(_GOOD_TSV)))
+    assert dataset_file("toy/data.tsv").read_bytes() == _GOOD_TSV
+
+
+def test_fetch_reports_the_announced_length(server, cache, monkeypatch):
+    # Through a real HTTP server: a response without Content-Length is refused when unhashed.
+    server.files["/data.tsv"] = _GOOD_TSV
+    assert data._fetch(f"{server.url}/data.tsv") == (_GOOD_TSV, len(_GOOD_TSV))
+    assert data._fetch(f"{server.url}/no-length/data.tsv") == (_GOOD_TSV, None)
+    monkeypatch.setitem(data.REMOTE_FILES, "toy/data.tsv",
+                        RemoteFile(f"{server.url}/no-length/data.tsv", None))
+    with pytest.raises(ValueError, match="no Content-Length"):
+        dataset_file("toy/data.tsv")
+    monkeypatch.setitem(data.REMOTE_FILES, "toy/data.tsv",
+                        RemoteFile(f"{server.url}/data.tsv", None))
+    assert dataset_file("toy/data.tsv").read_bytes() == _GOOD_TSV
+
+
+def test_wikitext2_train_is_pinned_and_verifies_against_the_course_copy(real_data, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
+    remote = data.REMOTE_FILES["wikitext2/wiki.train.tokens"]
+    assert remote.sha256 == "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f"
+    path = dataset_file("wikitext2/wiki.train.tokens")  # hashes the file against the registry
+    assert path == real_data / "wikitext2" / "wiki.train.tokens"
+    record = json.loads((tmp_path / "cache" / data.VERIFIED_RECORD).read_text())
+    assert record[str(path.resolve())][2] == remote.sha256
