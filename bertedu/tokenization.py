@@ -89,6 +89,35 @@ def _is_chinese_char(char: str) -> bool:
     )
 
 
+# The settings a tokenizer takes from its arguments or from tokenizer_config.json: the types
+# each may have, and how to say it in an error. A config file is checked, not guessed at:
+# the string "false" is true to Python, so `"do_lower_case": "false"` would lower-case.
+_SETTING_TYPES = {
+    "do_lower_case": ((bool,), "true or false (a boolean, not a string)"),
+    "tokenize_chinese_chars": ((bool,), "true or false (a boolean, not a string)"),
+    "do_basic_tokenize": ((bool,), "true or false (a boolean, not a string)"),
+    "strip_accents": ((bool, type(None)), "true, false or null/None (not a string)"),
+    "model_max_length": ((int,), "a positive integer"),
+    "unk_token": ((str,), "a non-empty string"),
+    "sep_token": ((str,), "a non-empty string"),
+    "pad_token": ((str,), "a non-empty string"),
+    "cls_token": ((str,), "a non-empty string"),
+    "mask_token": ((str,), "a non-empty string"),
+}
+
+
+def _check_setting(name: str, value, where: str = "") -> None:
+    """Raise a TypeError (or ValueError) naming `where` and `name` unless `value` fits setting `name`.
+
+    `where` is the file the value came from ("path/tokenizer_config.json: "), or "".
+    """
+    types, wanted = _SETTING_TYPES[name]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):  # True is an int too
+        raise TypeError(f"{where}{name} must be {wanted}, got {value!r}")
+    if (name == "model_max_length" and value < 1) or (types == (str,) and value == ""):
+        raise ValueError(f"{where}{name} must be {wanted}, got {value!r}")
+
+
 def _check_text(text, name: str = "text") -> str:
     """Return `text` if it is a str; otherwise raise a TypeError that says what to pass."""
     if isinstance(text, str):
@@ -135,6 +164,9 @@ class BasicTokenizer:
     def __init__(
         self, do_lower_case: bool = True, tokenize_chinese_chars: bool = True, strip_accents: bool | None = None
     ):
+        _check_setting("do_lower_case", do_lower_case)
+        _check_setting("tokenize_chinese_chars", tokenize_chinese_chars)
+        _check_setting("strip_accents", strip_accents)
         self.do_lower_case = do_lower_case
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = do_lower_case if strip_accents is None else strip_accents
@@ -288,6 +320,38 @@ def _check_vocab(tokens: list, source: str) -> None:
         seen[token] = i
 
 
+def read_tokenizer_config(path: str | Path) -> dict:
+    """The settings `BertTokenizer` takes from a Hugging Face `tokenizer_config.json`, checked.
+
+    Returns a dict with those of `do_lower_case`, `tokenize_chinese_chars`, `strip_accents`,
+    `model_max_length` and the five special tokens that the file sets; other fields are
+    ignored. Every value must have its JSON type (`true`, not `"true"`): a wrong one
+    raises an error naming the file and the field rather than being guessed at, as
+    transformers also refuses them.
+    """
+    path = Path(path)
+    where = f"{path}: "
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}not valid JSON ({error}): fix the file or delete it") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}must hold a JSON object {{...}}, got a {type(config).__name__}")
+    do_basic_tokenize = config.get("do_basic_tokenize", True)
+    _check_setting("do_basic_tokenize", do_basic_tokenize, where)
+    if not do_basic_tokenize:
+        raise ValueError(f"{where}sets do_basic_tokenize=false, which BertTokenizer does not support")
+    settings = {}
+    for key in _SETTING_TYPES:
+        if key in config and key != "do_basic_tokenize":
+            value = config[key]
+            if key.endswith("_token") and isinstance(value, dict):  # {"content": "[CLS]", ...}
+                value = value.get("content")
+            _check_setting(key, value, where)
+            settings[key] = value
+    return settings
+
+
 # ---------------------------------------------------------------------------------------
 # The full tokenizer
 
@@ -363,6 +427,10 @@ class BertTokenizer:
     ):
         if (vocab_file is None) == (vocab is None):
             raise ValueError("give exactly one of vocab_file (a vocab.txt path) and vocab (a token list)")
+        specials = {"unk_token": unk_token, "sep_token": sep_token, "pad_token": pad_token,
+                    "cls_token": cls_token, "mask_token": mask_token}  # fmt: skip
+        for name, value in {"model_max_length": model_max_length, **specials}.items():
+            _check_setting(name, value)
         if vocab_file is not None:
             tokens = load_vocab(vocab_file)
         else:
@@ -381,8 +449,10 @@ class BertTokenizer:
         self.all_special_tokens = [unk_token, sep_token, pad_token, cls_token, mask_token]
         missing = [t for t in self.all_special_tokens if t not in self.vocab]
         if missing:
+            source = "vocab" if vocab_file is None else str(vocab_file)
             raise ValueError(
-                f"special tokens {missing} are not in the vocabulary: add them (train_wordpiece puts them first)"
+                f"{source}: special tokens {missing} are not in the vocabulary: add them "
+                "(train_wordpiece puts them first), or name the tokens it uses (unk_token=..., cls_token=...)"
             )
         # Longest first, so that one special token that starts another cannot cut it short.
         by_length = sorted(self.all_special_tokens, key=len, reverse=True)
@@ -394,24 +464,15 @@ class BertTokenizer:
     def from_pretrained(cls, folder: str | Path, **overrides) -> "BertTokenizer":
         """Load a Hugging Face tokenizer folder: `vocab.txt` and, if present, `tokenizer_config.json`.
 
-        `overrides` (e.g. `model_max_length=128`) win over the config file.
+        `overrides` (e.g. `model_max_length=128`) win over the config file. A config value
+        of the wrong type, such as `"do_lower_case": "false"` (a string, not the boolean
+        `false`), raises an error that names the file and the field.
         """
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} is not a folder: pass the folder that holds vocab.txt")
-        settings = {}
         config_file = folder / "tokenizer_config.json"
-        if config_file.is_file():
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-            if config.get("do_basic_tokenize", True) is False:
-                raise ValueError(f"{config_file} sets do_basic_tokenize=false, which BertTokenizer does not support")
-            keys = ["do_lower_case", "tokenize_chinese_chars", "strip_accents", "model_max_length"]
-            keys += ["unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
-            for key in keys:
-                if key in config:
-                    value = config[key]
-                    # Some configs store special tokens as {"content": "[CLS]", ...}.
-                    settings[key] = value["content"] if isinstance(value, dict) else value
+        settings = read_tokenizer_config(config_file) if config_file.is_file() else {}
         settings.update(overrides)
         return cls(folder / "vocab.txt", **settings)
 
@@ -567,8 +628,10 @@ class BertTokenizer:
             padding: `False` (none), `True`/"longest" (to the longest in the batch) or
                 "max_length" (to `max_length`). Padding goes on the right.
             truncation: `False`, `True`/"longest_first" (for pairs, cut the longer one first,
-                as transformers does: see `_truncate_pair`), "only_first" or "only_second".
+                as transformers does: see `_truncate_pair`), "only_first" or "only_second"
+                (these raise a ValueError rather than cut their sequence to nothing).
             max_length: total length, special tokens included; defaults to `model_max_length`.
+                With truncation it must leave room for [CLS] and [SEP] (2, or 3 for pairs).
             return_tensors: `None` for Python lists, "pt" for LongTensors `[batch_size, seq_len]`
                 (a single string gets batch size 1).
             return_offsets_mapping: also return `offset_mapping`: for every token, the
@@ -626,7 +689,12 @@ class BertTokenizer:
             a = self._tokenize_with_offsets(first)
             b = None if pairs is None else self._tokenize_with_offsets(pairs[i])
             if truncation:
-                a, b = self._truncate(a, b, max_length, truncation, add_special_tokens)
+                try:
+                    a, b = self._truncate(a, b, max_length, truncation, add_special_tokens)
+                except ValueError as error:
+                    if not batched:
+                        raise
+                    raise ValueError(f"text[{i}]: {error}") from None  # say which item of the batch
             rows.append(self._build_row(a, b, add_special_tokens))
 
         if padding:
@@ -657,7 +725,15 @@ class BertTokenizer:
         return self(_check_text(text), text_pair, **kwargs)["input_ids"]
 
     def _truncate(self, a, b, max_length: int, strategy: str, add_special_tokens: bool):
-        """Cut the token lists `a` (and `b`) so that, with special tokens, they fit `max_length`."""
+        """Cut the token lists `a` (and `b`) so that, with special tokens, they fit `max_length`.
+
+        As the Rust tokenizer does: "only_first" ("only_second") cuts only `a` (`b`), and
+        raises a ValueError rather than cut it down to nothing; "longest_first" may empty the
+        shorter sequence (see `_truncate_pair`). A `max_length` that leaves no room after the
+        special tokens gives just `[CLS] [SEP]` (`[CLS] [SEP] [SEP]` for a pair) with every
+        strategy. A `max_length` below the number of special tokens raises (the Rust
+        tokenizer then ignores `max_length` and returns everything).
+        """
         n_special = (2 if b is None else 3) if add_special_tokens else 0
         if max_length < n_special:
             raise ValueError(
@@ -668,18 +744,23 @@ class BertTokenizer:
         n_a, n_b = len(a), 0 if b is None else len(b)
         if n_a + n_b <= budget:
             return a, b
-        if b is None or strategy == "only_first":
-            keep_a, keep_b = budget - n_b, n_b
-        elif strategy == "only_second":
-            keep_a, keep_b = n_a, budget - n_a
-        else:
+        if b is None:
+            return a[:budget], None
+        if strategy == "longest_first" or budget == 0:  # with no room, both become empty
             keep_a, keep_b = self._truncate_pair(n_a, n_b, budget)
-        if keep_a < 0 or keep_b < 0:
+            return a[:keep_a], b[:keep_b]
+        cut_first = strategy == "only_first"  # the other sequence is never cut
+        n_cut, n_kept = (n_a, n_b) if cut_first else (n_b, n_a)
+        keep = budget - n_kept
+        if keep <= 0:
+            cut, kept = ("first", "second") if cut_first else ("second", "first")
             raise ValueError(
-                f"truncation={strategy!r} cannot fit a pair of {n_a} + {n_b} tokens into max_length={max_length}: "
-                "use truncation='longest_first' or a larger max_length"
+                f"truncation={strategy!r} would cut all {n_cut} tokens of the {cut} sequence: the {kept} "
+                f"sequence ({n_kept} tokens, which {strategy!r} never cuts) and {n_special} special tokens "
+                f"already take {n_kept + n_special} of max_length={max_length}. Use max_length >= "
+                f"{n_kept + n_special + 1}, or truncation='longest_first'"
             )
-        return a[:keep_a], None if b is None else b[:keep_b]
+        return (a[:keep], b) if cut_first else (a, b[:keep])
 
     @staticmethod
     def _truncate_pair(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
@@ -690,7 +771,7 @@ class BertTokenizer:
         (to the second on a tie). For example 6 + 3 tokens into a budget of 5 keeps 3 + 2.
         Google's code and transformers' BertTokenizerLegacy drop one token at a time from
         the longer sequence, which can end one token different (5 + 5 into 5 keeps 3 + 2
-        there, 2 + 3 here).
+        there, 2 + 3 here). A budget of 1 empties the shorter sequence: 6 + 1 keeps 1 + 0.
         """
         swap = n_a > n_b  # work with (shorter, longer)
         short, long = (n_b, n_a) if swap else (n_a, n_b)

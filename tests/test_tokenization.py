@@ -5,7 +5,10 @@ The reference is `transformers.BertTokenizer`, which in transformers 5 is the Ru
 `BertTokenizerFast`). Where available we also check against transformers' pure-Python
 `BertTokenizerLegacy`, a port of Google's original tokenization.py.
 """
+import itertools
+import json
 import random
+import re
 import unicodedata
 from collections import Counter
 from fractions import Fraction
@@ -20,6 +23,7 @@ from bertedu.tokenization import (
     BertTokenizer,
     WordpieceTokenizer,
     load_vocab,
+    read_tokenizer_config,
     train_wordpiece,
     write_vocab,
 )
@@ -308,6 +312,72 @@ def test_longest_first_truncation_splits_like_transformers(ours, hf):
         assert types == hf(a, b, truncation=True, max_length=max_length)["token_type_ids"]
 
 
+def test_truncation_edge_cases_match_transformers(ours, hf):
+    """Every strategy, with and without special tokens, for max_length 1..11 and short texts.
+
+    Where transformers raises (only_first/only_second would cut their sequence to
+    nothing), we raise a ValueError; elsewhere the ids are the same, including when
+    max_length leaves no room for text at all. Only a max_length below the number of
+    special tokens differs on purpose: transformers then ignores it, we raise.
+    """
+    texts = ["", "a", "a b", "a b c d e f"]
+    compared = raised = 0
+    for first, second, strategy, special, max_length in itertools.product(
+        texts, texts + [None], ["longest_first", "only_first", "only_second"], [True, False], range(1, 12)
+    ):
+        if second is None and strategy == "only_second":
+            continue
+        pair = None if second is None else [second]
+        kwargs = {"truncation": strategy, "max_length": max_length, "add_special_tokens": special}
+        n_special = (2 if second is None else 3) if special else 0
+        if max_length < n_special:
+            with pytest.raises(ValueError, match=f"max_length={max_length} is smaller than the {n_special}"):
+                ours([first], pair, **kwargs)
+            continue
+        try:
+            expected = hf([first], pair, **kwargs)["input_ids"]
+        except Exception as error:  # the Rust tokenizer raises a bare Exception
+            assert "Sequence to truncate too short" in str(error)
+            with pytest.raises(ValueError, match=f"truncation='{strategy}' would cut all"):
+                ours([first], pair, **kwargs)
+            raised += 1
+            continue
+        assert ours([first], pair, **kwargs)["input_ids"] == expected, kwargs
+        compared += 1
+    assert (compared, raised) == (996, 132)
+
+
+def test_truncation_that_would_empty_a_sequence(ours):
+    """Regression: only_first/only_second used to cut their sequence to nothing silently."""
+    # Before: [CLS] [SEP] hello [SEP], the first sequence gone. Now an error that says the fix.
+    message = (
+        "truncation='only_first' would cut all 1 tokens of the first sequence: the second sequence "
+        "(1 tokens, which 'only_first' never cuts) and 3 special tokens already take 4 of max_length=4. "
+        "Use max_length >= 5, or truncation='longest_first'"
+    )
+    with pytest.raises(ValueError) as error:
+        ours("world", "hello", truncation="only_first", max_length=4)
+    assert str(error.value) == message
+    with pytest.raises(ValueError, match=r"text\[1\]: truncation='only_second' would cut all 2 tokens"):
+        ours(["a", "a b c"], ["b", "x y"], truncation="only_second", max_length=6)
+    assert ours("world", "hello", truncation="only_first", max_length=5)["input_ids"] == [101, 2088, 102, 7592, 102]
+    # longest_first may empty the shorter sequence, as transformers does (6 + 1 into 1 keeps 1 + 0).
+    assert ours("a b c d e f", "x", truncation=True, max_length=4)["input_ids"] == [101, 1037, 102, 102]
+    # No room for text at all: every strategy keeps only the special tokens, as transformers does.
+    for strategy in ("longest_first", "only_first", "only_second"):
+        assert ours("a b", "c", truncation=strategy, max_length=3)["input_ids"] == [101, 102, 102]
+    assert ours("a b", truncation=True, max_length=2)["input_ids"] == [101, 102]
+
+
+def test_empty_text_pair_is_still_a_pair(ours, hf):
+    """`tok("a", "")` is `[CLS] a [SEP] [SEP]`, as in transformers' batched call and the Rust
+    tokenizer. transformers' single-string call tests `if text_pair` and drops an empty pair:
+    we do not copy that, so that one text and a batch of one give the same ids."""
+    assert ours("a", "")["input_ids"] == hf(["a"], [""])["input_ids"][0] == [101, 1037, 102, 102]
+    assert hf.backend_tokenizer.encode("a", "").ids == [101, 1037, 102, 102]
+    assert hf("a", "")["input_ids"] == [101, 1037, 102]  # the quirk we leave out
+
+
 def test_truncation_defaults_to_model_max_length(ours):
     assert ours.model_max_length == 512  # from tokenizer_config.json
     assert len(ours("word " * 1000, truncation=True)["input_ids"]) == 512
@@ -529,7 +599,7 @@ def test_bad_input_raises_clear_errors(ours, tmp_path):
         ours("a", max_length=8)
     with pytest.raises(ValueError, match="different lengths .* pass padding=True"):
         ours(["a", "a b c"], return_tensors="pt")
-    with pytest.raises(ValueError, match="cannot fit a pair of 6 \\+ 1 tokens into max_length=6"):
+    with pytest.raises(ValueError, match="'only_second' would cut all 1 tokens of the second sequence"):
         ours("a b c d e f", "x", truncation="only_second", max_length=6)
     with pytest.raises(ValueError, match="token id 40000 is outside the vocabulary"):
         ours.decode([101, 40000])
@@ -555,3 +625,87 @@ def test_bad_input_raises_clear_errors(ours, tmp_path):
         train_wordpiece(["ok", None], vocab_size=100)
     with pytest.raises(ValueError, match="vocab_size=8 is too small: .* make 12"):
         train_wordpiece(["hug pug pun bun hugs"], vocab_size=8)
+
+
+def _tokenizer_folder(folder, config=None, tokens=None):
+    """A tokenizer folder with `tokens` as vocab.txt (GOOGLE_VOCAB by default) and `config` as JSON."""
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("".join(t + "\n" for t in tokens or GOOGLE_VOCAB), encoding="utf-8")
+    if config is not None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        (folder / "tokenizer_config.json").write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "field, value, error",
+    [
+        ("do_lower_case", "false", TypeError),  # a string: Python would read it as True
+        ("do_lower_case", "true", TypeError),
+        ("do_lower_case", 0, TypeError),
+        ("tokenize_chinese_chars", "false", TypeError),
+        ("strip_accents", "false", TypeError),
+        ("do_basic_tokenize", "false", TypeError),
+        ("model_max_length", "512", TypeError),
+        ("model_max_length", 512.0, TypeError),
+        ("model_max_length", True, TypeError),
+        ("model_max_length", 0, ValueError),
+        ("unk_token", 100, TypeError),
+        ("cls_token", "", ValueError),
+    ],
+)
+def test_config_values_of_the_wrong_type_name_the_file_and_field(tmp_path, field, value, error):
+    folder = _tokenizer_folder(tmp_path / "tok", {field: value})
+    config_file = folder / "tokenizer_config.json"
+    with pytest.raises(error) as caught:
+        BertTokenizer.from_pretrained(folder)
+    message = str(caught.value)
+    assert message.startswith(f"{config_file}: {field} must be ") and message.endswith(f", got {value!r}")
+
+
+def test_config_file_checks(tmp_path, minilm_dir):
+    # transformers refuses a string boolean too, with a message that names neither file nor field.
+    folder = _tokenizer_folder(tmp_path / "string", {"do_lower_case": "false"})
+    with pytest.raises(TypeError):
+        HFBertTokenizer.from_pretrained(folder)
+    message = r"tokenizer_config.json: do_lower_case must be true or false \(a boolean, not a string\), got 'false'"
+    with pytest.raises(TypeError, match=message):
+        BertTokenizer.from_pretrained(folder)
+    # The same checks apply to arguments.
+    with pytest.raises(TypeError, match="do_lower_case must be true or false"):
+        BertTokenizer(vocab=GOOGLE_VOCAB, do_lower_case="false")
+    with pytest.raises(TypeError, match="strip_accents must be true, false or null/None"):
+        BasicTokenizer(strip_accents="no")
+    with pytest.raises(ValueError, match="model_max_length must be a positive integer, got -1"):
+        BertTokenizer(vocab=GOOGLE_VOCAB, model_max_length=-1)
+    # Good values: booleans, null, a huge model_max_length (transformers' "no limit"), and
+    # special tokens stored as {"content": ...}.
+    good = {"do_lower_case": False, "strip_accents": None, "model_max_length": int(1e30),
+            "mask_token": {"content": "[MASK]", "lstrip": False}, "never_split": None}  # fmt: skip
+    folder = _tokenizer_folder(tmp_path / "good", good)
+    expected = {"do_lower_case": False, "strip_accents": None, "model_max_length": int(1e30), "mask_token": "[MASK]"}
+    assert read_tokenizer_config(folder / "tokenizer_config.json") == expected
+    assert BertTokenizer.from_pretrained(folder).tokenize("UNwanted") == ["[UNK]"]  # cased: "UN" is unknown
+    assert read_tokenizer_config(minilm_dir / "tokenizer_config.json")["do_lower_case"] is True
+    # Not JSON, or not an object.
+    folder = _tokenizer_folder(tmp_path / "broken", '{"do_lower_case": true,}')
+    with pytest.raises(ValueError, match=re.escape(f"{folder / 'tokenizer_config.json'}: not valid JSON")):
+        BertTokenizer.from_pretrained(folder)
+    folder = _tokenizer_folder(tmp_path / "list", "[1, 2]")
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        BertTokenizer.from_pretrained(folder)
+
+
+def test_vocab_file_problems_name_the_file(tmp_path):
+    folder = _tokenizer_folder(tmp_path / "no_unk", tokens=[t for t in GOOGLE_VOCAB if t != "[UNK]"])
+    vocab_file = re.escape(str(folder / "vocab.txt"))
+    with pytest.raises(ValueError, match=rf"^{vocab_file}: special tokens \['\[UNK\]'\] are not in"):
+        BertTokenizer.from_pretrained(folder)
+    folder = _tokenizer_folder(tmp_path / "twice", tokens=GOOGLE_VOCAB + ["want"])
+    vocab_file = re.escape(str(folder / "vocab.txt"))
+    with pytest.raises(ValueError, match=rf"^{vocab_file}: token 'want' appears twice \(ids 5 and 13\)"):
+        BertTokenizer.from_pretrained(folder)
+    folder = _tokenizer_folder(tmp_path / "blank", tokens=GOOGLE_VOCAB[:6] + [""] + GOOGLE_VOCAB[6:])
+    vocab_file = re.escape(str(folder / "vocab.txt"))
+    with pytest.raises(ValueError, match=rf"^{vocab_file}: token 6 \(''\) is empty"):
+        BertTokenizer.from_pretrained(folder)
