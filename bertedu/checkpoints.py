@@ -7,10 +7,18 @@ arbitrary pickled objects, so loading a downloaded file cannot run code.
 Because our modules carry Hugging Face's names, loading is `load_state_dict(strict=True)`
 after one short, documented list of renames for older checkpoints (see `rename_legacy_keys`)
 and a prefix fix (`bert.`), with key-count and shape checks that name the offending tensor.
+
+Saving never mixes two saves: `save_pretrained` stores an exact copy of `config.json` inside
+`model.safetensors` (in the file's metadata), so the weights file alone is one complete save,
+and replacing it (one rename) switches the folder from the old save to the new one. See
+`PretrainedMixin.save_pretrained` for every moment a save can be killed.
 """
 from __future__ import annotations
 
+import glob
+import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,6 +28,7 @@ import torch
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
 BIN_NAME = "pytorch_model.bin"
+CONFIG_METADATA_KEY = "bertedu.config.json"  # the copy of config.json inside model.safetensors
 BASE_PREFIX = "bert."  # head models keep the encoder under `self.bert`
 ENCODER_PARTS = ("embeddings.", "encoder.", "pooler.")
 
@@ -71,6 +80,55 @@ def read_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
             raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
         return state
     raise FileNotFoundError(f"no {SAFETENSORS_NAME} or {BIN_NAME} in {folder}")
+
+
+def read_config(folder: str | Path):
+    """Return the `BertConfig` that belongs to the weights of a folder.
+
+    `save_pretrained` stores an exact copy of `config.json` inside `model.safetensors`, so
+    the weights and that copy always come from the same save; when it is there, it is the
+    config. A folder written by `transformers` (or by bertedu before the copy existed) has
+    none, and `config.json` is read. If `config.json` differs from the stored copy (a save
+    was killed before it renamed `config.json`, or the file was edited by hand) a warning
+    says so: pass changed settings to `from_pretrained` instead, or save again.
+    """
+    from .config import BertConfig
+
+    folder = Path(folder)
+    stored = config_stored_with_weights(folder / SAFETENSORS_NAME)
+    if stored is None:
+        return BertConfig.from_json_file(folder / CONFIG_NAME)
+    try:
+        config = BertConfig.from_dict(json.loads(stored))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{folder / SAFETENSORS_NAME}: the config stored with the weights is "
+                         f"unreadable ({error}); the file is damaged: save it again") from error
+    try:
+        on_disk = json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, ValueError):  # missing, or not JSON
+        on_disk = None
+    if on_disk != json.loads(stored):
+        warnings.warn(f"{folder / CONFIG_NAME} differs from the config saved inside "
+                      f"{SAFETENSORS_NAME} (a save_pretrained was interrupted, or the file was "
+                      "edited); using the config saved with the weights. To change settings, "
+                      "pass them to from_pretrained, or save the model again", stacklevel=3)
+    return config
+
+
+def config_stored_with_weights(path: Path) -> str | None:
+    """The text of `config.json` that `save_pretrained` stored in the metadata of the
+    safetensors file `path`; None if there is none (or no readable file: `read_state_dict`
+    then reports the problem)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            metadata = weights.metadata() or {}
+    except Exception:  # safetensors raises its own error types; read_state_dict names them
+        return None
+    return metadata.get(CONFIG_METADATA_KEY)
 
 
 def rename_legacy_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -156,17 +214,58 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
 # ---------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------
-def atomic_write(path: Path, write) -> None:
-    """Call `write(temporary_path)`, then rename over `path`: a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+def scratch_folder(path: Path) -> Path:
+    """A new private folder `.NAME.XXXX.tmp` beside `path` to write the new version of `path` in.
+
+    It is on the same disk, so `os.replace` can move a file from it over `path` in one step,
+    and writers that make their own temporary files (safetensors writes `.tmpXXXXXX` beside
+    its target, then renames) make them in here, where the cleanup finds them.
+    """
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+
+
+def flush_to_disk(path: str | Path) -> None:
+    """Wait until the bytes of `path` are on the disk, not only in the operating system's
+    cache, so that a power cut after the rename cannot leave an empty file under the new name."""
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what killed writes of `path` left behind: its scratch folders and temporary
+    files (`.NAME.*.tmp`).
+
+    Call it only where one process at a time writes `path` (it would delete the scratch
+    folder of a write in progress): `save_pretrained` and `training.save_checkpoint` do.
+    """
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def atomic_write(path: Path, write, keep_previous: Path | None = None) -> None:
+    """Call `write(temporary_path)`, then rename over `path`: a crash never leaves half a file.
+
+    The temporary path is inside a scratch folder beside `path` (see `scratch_folder`),
+    removed when the write ends, whether it succeeded or failed.
+
+    With `keep_previous`, the file being replaced is first renamed to `keep_previous` (which
+    it replaces), so the last two versions survive. A crash between the two renames leaves
+    `keep_previous` but no `path`: readers fall back to `keep_previous`.
+    """
+    path = Path(path)
+    scratch = scratch_folder(path)
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        temporary = scratch / path.name
+        write(str(temporary))
+        flush_to_disk(temporary)
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
+        os.replace(temporary, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class PretrainedMixin:
@@ -178,14 +277,13 @@ class PretrainedMixin:
 
         Keyword arguments override config fields, e.g. `num_labels=3` for a new head or
         `hidden_dropout_prob=0.0`. The report of missing/unused tensors is kept in
-        `model.loading_report`.
+        `model.loading_report`. The config comes from `read_config` (the copy that
+        `save_pretrained` stores beside the weights, else `config.json`).
         """
         import dataclasses
 
-        from .config import BertConfig
-
         folder = Path(folder)
-        config = BertConfig.from_json_file(folder / CONFIG_NAME)
+        config = read_config(folder)
         if "num_labels" in config_overrides and "id2label" not in config_overrides:
             config_overrides["id2label"] = None  # a new head: the stored label names do not apply
         if config_overrides:
@@ -197,19 +295,50 @@ class PretrainedMixin:
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write `config.json` and `model.safetensors` in the layout `transformers` reads.
 
-        The tied MLM decoder weight is not stored (it is the word-embedding matrix). Each file
-        is written to a temporary name and renamed, so an interrupted save never destroys an
-        earlier checkpoint in the same folder.
+        The tied MLM decoder weight is not stored (it is the word-embedding matrix). Other
+        files in the folder (`vocab.txt` from the tokenizer's `save_pretrained`, a training
+        `checkpoint.pt`) are left alone.
+
+        A save can be killed at any moment and the folder still loads as the old save or
+        the new one, never weights of one with the config of the other. The trick: the
+        weights file carries an exact copy of its `config.json` in its metadata, and
+        `from_pretrained` reads that copy (see `read_config`). The steps:
+
+        1. write the new config, then the new weights with that config inside, into a
+           scratch folder `.model.safetensors.XXXX.tmp` (a full disk fails here: nothing
+           changed);
+        2. rename the new weights over `model.safetensors`: this one rename switches the
+           folder to the new save;
+        3. rename the config over `config.json`, so that `transformers` (which reads only
+           `config.json`) agrees.
+
+        Killed before the rename of 2: the old files are untouched (the old save). Killed
+        between 2 and 3: the new weights with their own config (the new save; `config.json`
+        is one save behind, and `from_pretrained` warns). After 3: the new save. The scratch
+        folder of a killed save is deleted by the next save into the folder; only one
+        process may save into a folder at a time.
         """
         from safetensors.torch import save_file
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        weights_path, config_path = folder / SAFETENSORS_NAME, folder / CONFIG_NAME
+        remove_stale_temporaries(weights_path)
+        remove_stale_temporaries(config_path)  # older bertedu wrote `.config.json.XXXX.tmp`
         state = {name: tensor.detach().contiguous().cpu()
                  for name, tensor in self.state_dict().items()
                  if name != "cls.predictions.decoder.weight"}
         self.config.architectures = [type(self).__name__]
-        atomic_write(folder / SAFETENSORS_NAME,
-                     lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-        atomic_write(folder / CONFIG_NAME, self.config.to_json_file)
+        scratch = scratch_folder(weights_path)  # the new files are written here first
+        try:
+            new_config, new_weights = scratch / CONFIG_NAME, scratch / SAFETENSORS_NAME
+            self.config.to_json_file(new_config)  # 1.
+            metadata = {"format": "pt", CONFIG_METADATA_KEY: new_config.read_text()}
+            save_file(state, new_weights, metadata=metadata)
+            flush_to_disk(new_config)
+            flush_to_disk(new_weights)
+            os.replace(new_weights, weights_path)  # 2. the switch to the new save
+            os.replace(new_config, config_path)  # 3.
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         return folder
