@@ -18,7 +18,8 @@ where BERT's recipe comes from (Devlin et al. 2019, appendix A.2; google-researc
 - Evaluation every `eval_every` steps with a metric function you write; a tqdm progress bar;
   a `History` of losses and metrics to plot.
 - Checkpoints (model, optimizer, step, random-number-generator states) written atomically,
-  and resumption that continues exactly: a run stopped at step k and resumed ends with the
+  with a sha256 checksum checked on reading, the previous one kept as a fallback; and
+  resumption that continues exactly: a run stopped at step k and resumed ends with the
   same parameters as a run that never stopped.
 - Distributed data parallel (DDP) when launched with `torchrun`: gloo on CPUs, nccl on GPUs.
 
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import random
@@ -59,11 +61,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoints import atomic_write
+from .checkpoints import atomic_write, remove_stale_temporaries
 
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.previous.pt"  # the save before, kept as a fallback
 CHECKPOINT_FORMAT = "bertedu-training-checkpoint"
 CHECKPOINT_VERSION = 1
+# The first line of a checkpoint file: this prefix, the sha256 (64 hex digits) of every byte
+# after the line, and a newline. The rest is an ordinary `torch.save` file.
+CHECKSUM_PREFIX = b"bertedu-training-checkpoint sha256="
+CHECKSUM_LINE_LENGTH = len(CHECKSUM_PREFIX) + 64 + 1
 
 # Settings that shape the trajectory of a run: resuming with different ones would not
 # continue the same run, so `train` refuses (start a new run from the saved model instead).
@@ -394,16 +401,22 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     step: int, history: History, config: TrainingConfig,
                     rng_states: list[dict] | None = None) -> Path:
-    """Write everything needed to continue a run, atomically.
+    """Write everything needed to continue a run, atomically, with a checksum.
 
     The file holds the model and optimizer state dicts, the step (which is also the whole
     state of the learning-rate schedule, a pure function of the step), the random-number
-    generator states of every process, the history and the config. It is written to a
-    temporary file and renamed over `path`, so a crash mid-write leaves the previous
-    checkpoint intact.
+    generator states of every process, the history and the config.
+
+    - Its first line holds the sha256 of the rest, so `read_checkpoint` notices a flipped
+      byte or a truncated file instead of resuming from damaged numbers.
+    - It is written to a temporary file and renamed over `path`, so a crash mid-write
+      leaves the previous checkpoint intact.
+    - The checkpoint it replaces is kept as `checkpoint.previous.pt` (`previous_checkpoint`),
+      the fallback when the newest one is damaged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)  # left by a save that was killed
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -414,28 +427,93 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         "history": {"train": history.train, "eval": history.eval},
         "config": dataclasses.asdict(config),
     }
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def write_with_checksum(temporary: str) -> None:
+        with open(temporary, "wb") as file:
+            file.write(checksum_line("0" * 64))  # a placeholder of the same length
+            hashing = HashingWriter(file)
+            torch.save(state, hashing)  # streams to disk: no second copy in memory
+            file.seek(0)
+            file.write(checksum_line(hashing.sha256.hexdigest()))
+
+    atomic_write(path, write_with_checksum, keep_previous=previous_checkpoint(path))
     return path
 
 
+def checksum_line(hex_digest: str) -> bytes:
+    return CHECKSUM_PREFIX + hex_digest.encode("ascii") + b"\n"
+
+
+class HashingWriter:
+    """Writes to `file` and feeds every byte to a sha256 on the way (`torch.save` needs only
+    `write` and `flush`)."""
+
+    def __init__(self, file):
+        self.file = file
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def previous_checkpoint(path: str | Path) -> Path:
+    """Where the checkpoint before `path` is kept: `run/checkpoint.pt` -> `run/checkpoint.previous.pt`."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
 def read_checkpoint(path: str | Path) -> dict:
-    """Read and check a training checkpoint; refuse truncated or foreign files.
+    """Read and check a training checkpoint; refuse damaged, truncated or foreign files.
+
+    `path` is a checkpoint file, or a run folder. For a folder, the newest checkpoint
+    (`checkpoint.pt`) is read; if it is missing or damaged and the previous one
+    (`checkpoint.previous.pt`) is sound, a warning says so and the previous one is returned
+    (the run then continues from `save_every` steps earlier). A damaged file given by name
+    is an error, which names the previous checkpoint when there is one.
 
     Nothing is loaded into a model here, so a refused file changes nothing: the model, the
     optimizer and any other checkpoint stay as they were.
     """
     path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
+    newest = path / CHECKPOINT_NAME if path.is_dir() else path
+    previous = previous_checkpoint(newest)
+    try:
+        return read_checkpoint_file(newest)
+    except (FileNotFoundError, ValueError) as error:
+        if not previous.is_file():
+            raise
+        if not path.is_dir():
+            raise type(error)(f"{error}\nA previous checkpoint exists at {previous}: resume from it, "
+                              f"or give the folder {path.parent} to fall back to it") from error
+        warnings.warn(f"{error}\nFalling back to the previous checkpoint, {previous}", stacklevel=2)
+        return read_checkpoint_file(previous)
+
+
+def read_checkpoint_file(path: Path) -> dict:
+    """Read one checkpoint file: verify its checksum, then load it with `weights_only=True`
+    (plain tensors and containers only, so a file cannot run code)."""
     if not path.is_file():
         raise FileNotFoundError(f"no training checkpoint at {path}")
-    try:
-        # weights_only=True: plain tensors and containers only, so a file cannot run code
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path} cannot be read as a training checkpoint ({type(error).__name__}: "
-                         f"{error}); it is truncated or not a torch file. Nothing was loaded: "
-                         "resume from an earlier checkpoint or start afresh") from error
+    damaged = (f"{path} is damaged: the sha256 of its contents does not match the one it was "
+               "saved with (the file was truncated or altered on disk). Nothing was loaded")
+    with open(path, "rb") as file:
+        first_line = file.read(CHECKSUM_LINE_LENGTH)
+        has_checksum = first_line.startswith(CHECKSUM_PREFIX)
+        if has_checksum:
+            saved_digest = first_line[len(CHECKSUM_PREFIX):-1]
+            if hashlib.file_digest(file, "sha256").hexdigest().encode("ascii") != saved_digest:
+                raise ValueError(damaged)
+        file.seek(CHECKSUM_LINE_LENGTH if has_checksum else 0)
+        try:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"{path} cannot be read as a training checkpoint ({type(error).__name__}: "
+                             f"{error}); it is truncated or not a torch file. Nothing was loaded: "
+                             "resume from an earlier checkpoint or start afresh") from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a bertedu training checkpoint (no format marker "
                          f"{CHECKPOINT_FORMAT!r}); a Hugging Face model folder loads with "
@@ -446,6 +524,9 @@ def read_checkpoint(path: str | Path) -> dict:
     missing = [k for k in ("step", "model", "optimizer", "rng", "history", "config") if k not in state]
     if missing:
         raise ValueError(f"{path} lacks {missing}: it is incomplete")
+    if not has_checksum:
+        warnings.warn(f"{path} has no checksum (it was saved by an older bertedu), so damage to it "
+                      "cannot be detected; the next save adds one", stacklevel=3)
     return state
 
 
@@ -453,23 +534,31 @@ def load_checkpoint(path: str | Path, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None) -> dict:
     """Load a checkpoint's model (and optimizer) state; return the whole checkpoint dict.
 
-    Every check runs before anything is copied, so a refused checkpoint leaves the model
-    as it was.
+    `path` is a file or a run folder, as for `read_checkpoint` (a folder falls back to the
+    previous checkpoint if the newest is damaged). Every check runs before anything is
+    copied, so a refused checkpoint leaves the model as it was.
     """
     state = read_checkpoint(path)
+    copy_checkpoint_into(state, model, optimizer, source=path)
+    return state
+
+
+def copy_checkpoint_into(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                         source: str | Path) -> None:
+    """Copy the model (and optimizer) state of a `read_checkpoint` dict, after checking that
+    it fits the model; `source` names the checkpoint in errors."""
     expected = model.state_dict()
     saved = state["model"]
     missing = sorted(set(expected) - set(saved))
     unexpected = sorted(set(saved) - set(expected))
     wrong_shape = [k for k in expected if k in saved and saved[k].shape != expected[k].shape]
     if missing or unexpected or wrong_shape:
-        raise ValueError(f"{path} was saved from a different model: missing {missing[:3]}, "
+        raise ValueError(f"{source} was saved from a different model: missing {missing[:3]}, "
                          f"unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]}; build "
                          "the model with the config of the run you resume")
     model.load_state_dict(saved)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
-    return state
 
 
 # ---------------------------------------------------------------------------------------
@@ -499,8 +588,10 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
             global batch of each step; default `batch_indices` (random batches). It must be a
             pure function of the step, so that resuming draws the same batches, e.g.
             `finetuning.LengthGroupedBatches(dataset.lengths)` (examples of similar length).
-        resume_from: a checkpoint file (or a folder holding `checkpoint.pt`) to continue.
+        resume_from: a checkpoint file, or a run folder holding `checkpoint.pt`, to continue.
             The run continues exactly; its settings (`RESUME_MUST_MATCH`) must be the same.
+            A damaged file is refused; given a folder, a damaged newest checkpoint falls back
+            to `checkpoint.previous.pt` with a warning (see `read_checkpoint`).
         parameter_groups: None (every parameter at `config.learning_rate`), or a list of
             `{"params": [...], "lr": peak_rate}` with a peak rate per group (layer-wise
             learning-rate decay); see `make_optimizer`. The warmup and decay of `lr_at`
@@ -527,14 +618,15 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     history, first_step = History(), 0
     set_seed(derive_seed(config.seed, rank))  # dropout differs between processes, as it should
     if resume_from is not None:
-        saved = read_checkpoint(resume_from)["config"]  # the settings first: a refusal copies nothing
+        state = read_checkpoint(resume_from)  # checksum verified; may fall back to the previous one
+        saved = state["config"]  # the settings first: a refusal copies nothing
         changed = {k: (saved.get(k), getattr(config, k)) for k in RESUME_MUST_MATCH
                    if saved.get(k) != getattr(config, k)}
         if changed:
             raise ValueError(f"cannot resume {resume_from}: settings differ from the saved run "
                              f"(saved, now): {changed}; resume with the same settings, or start a "
                              "new run from the saved model")
-        state = load_checkpoint(resume_from, model, optimizer)
+        copy_checkpoint_into(state, model, optimizer, source=resume_from)
         first_step = state["step"]
         history = History(train=list(state["history"]["train"]), eval=list(state["history"]["eval"]))
         if len(state["rng"]) == world_size:

@@ -15,7 +15,8 @@ from bertedu import BertConfig, BertForPreTraining, BertForSequenceClassificatio
 from bertedu.pretraining import PretrainingDataset, create_nsp_examples, pretraining_loss
 from bertedu.tokenization import BertTokenizer
 from bertedu import training
-from bertedu.training import (CHECKPOINT_NAME, History, TrainingConfig, batch_indices, cpu_has_fast_bf16,
+from bertedu.training import (CHECKPOINT_NAME, CHECKSUM_LINE_LENGTH, PREVIOUS_CHECKPOINT_NAME, History,
+                              TrainingConfig, batch_indices, cpu_has_fast_bf16,
                               derive_seed, load_checkpoint, lr_at, make_optimizer, read_checkpoint,
                               save_checkpoint, set_seed, train, use_mixed_precision)
 
@@ -286,7 +287,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     def save_half_then_fail(obj, f):
-        Path(f).write_bytes(before[: len(before) // 2])
+        f.write(before[: len(before) // 2])
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", save_half_then_fail)
@@ -308,6 +309,110 @@ def test_truncated_checkpoint_is_refused_and_nothing_is_loaded(tmp_path):
         load_checkpoint(truncated, model)
     assert max_difference(before, model.state_dict()) == 0.0
     assert read_checkpoint(path)["step"] == 2  # the good one is untouched
+
+
+def flip_byte(path, position):
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_anywhere_is_detected(tmp_path):
+    _, path = checkpointed(tmp_path)
+    good = path.read_bytes()
+    state = read_checkpoint(path)
+    embeddings = state["model"]["bert.embeddings.word_embeddings.weight"].numpy().tobytes()
+    in_a_tensor = good.index(embeddings) + 101
+    # the checksum line, the first byte after it, a weight, the zip directory at the end...
+    positions = [0, 20, CHECKSUM_LINE_LENGTH - 2, CHECKSUM_LINE_LENGTH, in_a_tensor, len(good) - 1]
+    positions += range(CHECKSUM_LINE_LENGTH + 7, len(good), len(good) // 25)  # ... and 25 more
+    damaged = tmp_path / "damaged.pt"
+    for position in positions:
+        damaged.write_bytes(good)
+        flip_byte(damaged, position)
+        with pytest.raises(ValueError, match=f"{damaged.name} (is damaged|cannot be read)"):
+            read_checkpoint(damaged)
+
+    # without the checksum, torch itself reads the damaged weight without a word
+    damaged.write_bytes(good)
+    flip_byte(damaged, in_a_tensor)
+    with open(damaged, "rb") as file:
+        file.seek(CHECKSUM_LINE_LENGTH)
+        silently_wrong = torch.load(file, weights_only=True)["model"]["bert.embeddings.word_embeddings.weight"]
+    assert not torch.equal(silently_wrong, state["model"]["bert.embeddings.word_embeddings.weight"])
+
+
+@pytest.mark.parametrize("keep", [10, CHECKSUM_LINE_LENGTH, CHECKSUM_LINE_LENGTH + 100, 0.5, -1])
+def test_a_truncated_checkpoint_is_detected(tmp_path, keep):
+    _, path = checkpointed(tmp_path)
+    data = path.read_bytes()
+    length = int(len(data) * keep) if isinstance(keep, float) else keep % len(data)
+    path.write_bytes(data[:length])
+    with pytest.raises(ValueError, match="truncated"):
+        read_checkpoint(path)
+
+
+def test_each_save_keeps_the_one_before(tmp_path):
+    run(*pretraining_setup(), max_steps=6, output_dir=str(tmp_path), save_every=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME])
+    assert read_checkpoint(tmp_path / CHECKPOINT_NAME)["step"] == 6
+    assert read_checkpoint(tmp_path / PREVIOUS_CHECKPOINT_NAME)["step"] == 4
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_and_the_run_still_ends_exact(tmp_path):
+    whole = run(*pretraining_setup(), max_steps=6)
+    model, dataset = pretraining_setup()
+    run(model, dataset, max_steps=6, stop_after=4, output_dir=str(tmp_path), save_every=2)
+    flip_byte(tmp_path / CHECKPOINT_NAME, 5000)  # the save of step 4; step 2's is the previous one
+
+    with pytest.warns(UserWarning, match=r"checkpoint.pt is damaged(.|\n)*Falling back to the previous "
+                                         r"checkpoint, .*checkpoint.previous.pt"):
+        assert read_checkpoint(tmp_path)["step"] == 2
+    model, dataset = pretraining_setup(seed=0)
+    config = TrainingConfig(max_steps=6, batch_size=8, learning_rate=1e-3, warmup_steps=2, progress_bar=False)
+    with pytest.warns(UserWarning, match="Falling back"):
+        resumed = train(model, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss,
+                        resume_from=tmp_path)
+    assert resumed.losses == whole.losses
+
+
+def test_a_damaged_checkpoint_given_by_name_is_refused_and_the_previous_one_named(tmp_path):
+    run(*pretraining_setup(), max_steps=4, output_dir=str(tmp_path), save_every=2)
+    flip_byte(tmp_path / CHECKPOINT_NAME, 5000)
+    model, _ = pretraining_setup(seed=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError) as error:
+        load_checkpoint(tmp_path / CHECKPOINT_NAME, model)
+    message = str(error.value)
+    assert f"{tmp_path / CHECKPOINT_NAME} is damaged" in message
+    assert f"A previous checkpoint exists at {tmp_path / PREVIOUS_CHECKPOINT_NAME}" in message
+    assert max_difference(before, model.state_dict()) == 0.0  # nothing was copied
+
+
+def test_a_save_killed_between_its_two_renames_falls_back_to_the_previous(tmp_path):
+    run(*pretraining_setup(), max_steps=4, output_dir=str(tmp_path), save_every=2)
+    # the moment after checkpoint.pt became checkpoint.previous.pt, before the new file took its name
+    (tmp_path / CHECKPOINT_NAME).replace(tmp_path / PREVIOUS_CHECKPOINT_NAME)
+    with pytest.warns(UserWarning, match="no training checkpoint at"):
+        assert read_checkpoint(tmp_path)["step"] == 4
+    with pytest.raises(FileNotFoundError, match="A previous checkpoint exists at"):
+        read_checkpoint(tmp_path / CHECKPOINT_NAME)
+
+
+def test_a_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
+    model, path = checkpointed(tmp_path)
+    older = tmp_path / "older.pt"  # the layout bertedu wrote before checksums: torch.save alone
+    older.write_bytes(path.read_bytes()[CHECKSUM_LINE_LENGTH:])
+    with pytest.warns(UserWarning, match="older.pt has no checksum"):
+        state = load_checkpoint(older, model)
+    assert state["step"] == 2
+
+
+def test_a_save_removes_temporary_files_of_killed_saves(tmp_path):
+    model, path = checkpointed(tmp_path)
+    (tmp_path / f".{CHECKPOINT_NAME}.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    save_checkpoint(path, model, make_optimizer(model, TrainingConfig()), 3, History(), TrainingConfig())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME])
 
 
 @pytest.mark.parametrize("kind", ["state_dict", "safetensors", "text"])
