@@ -36,7 +36,7 @@ from .pretraining import (PretrainingRecipe, build_pretraining_model, evaluate_p
                           prepare_pretraining_data, train_tokenizer, wikitext_documents,
                           wikitext_splits)
 from .tokenization import BertTokenizer
-from .training import CHECKPOINT_NAME, set_seed, train
+from .training import CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, set_seed, train
 
 MODEL_SIZES = ("recipe", "tiny", "mini", "base", "large")
 
@@ -144,9 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     output_dir = Path(args.output_dir)
     checkpoint = output_dir / CHECKPOINT_NAME
-    if args.resume and not checkpoint.is_file():
+    previous = output_dir / PREVIOUS_CHECKPOINT_NAME  # kept by each save as a fallback
+    if args.resume and not (checkpoint.is_file() or previous.is_file()):
         raise SystemExit(f"--resume: there is no {checkpoint} to continue")
-    if not args.resume and checkpoint.is_file():
+    if not args.resume and (checkpoint.is_file() or previous.is_file()):
         raise SystemExit(f"{checkpoint} exists: add --resume to continue that run, or choose another --output-dir")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     history = train(model, data["train_dataset"], config, collate_fn=data["train_dataset"].collate,
                     loss_fn=pretraining_loss,
                     eval_fn=lambda m: evaluate_pretraining(m, data["eval_dataset"]),
-                    resume_from=checkpoint if args.resume else None)
+                    resume_from=output_dir if args.resume else None)  # a folder: falls back to the previous
 
     # 4. The result, in the Hugging Face layout.
     if is_first:
