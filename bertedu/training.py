@@ -51,6 +51,7 @@ import hashlib
 import math
 import os
 import random
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -223,7 +224,7 @@ def make_optimizer(model: nn.Module, config: TrainingConfig,
         config: gives the peak rate, weight decay and Adam's settings.
         parameter_groups: None (one peak rate, `config.learning_rate`, for every parameter),
             or groups with their own peak rates, e.g. layer-wise learning-rate decay
-            (`bertedu.downstream.layerwise_lr_groups`): a list of dicts
+            (`layerwise_lr_groups` below): a list of dicts
             `{"params": [...], "lr": peak_rate}`. Every trainable parameter must be in
             exactly one group; each group is split by the decay rule above.
 
@@ -273,6 +274,61 @@ def _check_parameter_groups(model: nn.Module, parameter_groups: Sequence[dict]) 
     if missing:
         raise ValueError(f"{len(missing)} trainable parameters are in no group (first: {missing[0]}); "
                          "give every trainable parameter a group, or set requires_grad=False to freeze it")
+
+
+_LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
+
+
+def layer_depth(name: str, num_layers: int) -> int:
+    """Depth of a parameter, by name: 0 = embeddings, i + 1 = block i, L + 1 = anything above
+    the blocks (pooler, task head)."""
+    match = _LAYER.search(name)
+    if match:
+        index = int(match.group(1))
+        if not 0 <= index < num_layers:
+            raise ValueError(f"{name} names block {index}, but the model has {num_layers} blocks")
+        return index + 1
+    if name.startswith("embeddings.") or ".embeddings." in name or name.startswith("bert.embeddings."):
+        return 0
+    return num_layers + 1
+
+
+def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float,
+                        num_layers: int | None = None) -> list[dict]:
+    """Parameter groups for layer-wise learning-rate decay (LLRD).
+
+    The task head and the pooler get `learning_rate`; block L (the top one) gets
+    `learning_rate * decay`, block L-1 `learning_rate * decay**2`, ..., the embeddings
+    `learning_rate * decay**(L + 1)`. Lower layers hold more general features and move less
+    (Howard & Ruder 2018; Sun et al. 2019 use decay 0.95 on BERT-base). `decay = 1` is a
+    single rate.
+
+    Args:
+        model: a model whose parameter names contain `embeddings.` and `encoder.layer.<i>.`
+            (every bertedu and Hugging Face BERT).
+        learning_rate: the peak rate of the head.
+        decay: in (0, 1].
+        num_layers: L; default `model.config.num_hidden_layers` (or `model.bert.config...`).
+
+    Returns:
+        A list of `{"params": [...], "lr": rate, "depth": d}` (one per depth that has
+        parameters), for `train(parameter_groups=...)`.
+    """
+    if isinstance(decay, bool) or not 0.0 < decay <= 1.0:
+        raise ValueError(f"decay must be in (0, 1] (1 = one rate for every layer), got {decay!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if num_layers is None:
+        config = getattr(model, "config", None) or getattr(getattr(model, "bert", None), "config", None)
+        if config is None:
+            raise ValueError("pass num_layers: the model has no .config or .bert.config to read it from")
+        num_layers = config.num_hidden_layers
+    by_depth: dict[int, list] = {}
+    for name, parameter in model.named_parameters():
+        by_depth.setdefault(layer_depth(name, num_layers), []).append(parameter)
+    top = num_layers + 1
+    return [{"params": params, "lr": learning_rate * decay ** (top - depth), "depth": depth}
+            for depth, params in sorted(by_depth.items())]
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
