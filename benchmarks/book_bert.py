@@ -1,4 +1,4 @@
-"""Held-out figures of the book's BERT (`bertedu.pretrain.book_model()`) against its goals.
+"""Held-out figures of the book's BERT (`bertedu.run_pretraining.book_model()`) against its goals.
 
 Everything is measured on WikiText-2's *test* split, which the model never saw, with the
 model's own vocabulary and pair length:
@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from bertedu import BertForPreTraining
-from bertedu.pretrain import BOOK_BERT, book_model
+from bertedu.run_pretraining import BOOK_BERT, book_model
 from bertedu.pretraining import book_bert_report
 from bertedu.tokenization import BertTokenizer
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", default=None, help="a run folder of python -m bertedu.pretrain (default: the shipped model)")
+    parser.add_argument("--folder", default=None, help="a run folder of python -m bertedu.run_pretraining (default: the shipped model)")
     args = parser.parse_args()
     folder = Path(args.folder) if args.folder else book_model()
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Ship a finished `python -m bertedu.pretrain` run as the book's BERT (`bertedu/book_bert/`).
+"""Ship a finished `python -m bertedu.run_pretraining` run as the book's BERT (`bertedu/book_bert/`).
 
 Copies the run's `config.json`, `vocab.txt`, `tokenizer_config.json`, `history.json` and
 `run.json`, and writes its weights as fp16 safetensors (half the size; every loader casts them
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from bertedu.pretrain import BOOK_BERT, BOOK_BERT_FILES
+from bertedu.run_pretraining import BOOK_BERT, BOOK_BERT_FILES
 
 COPIED = ("config.json", "vocab.txt", "tokenizer_config.json", "history.json", "run.json")
 MAX_BYTES = 20 * 2**20

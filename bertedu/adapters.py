@@ -25,7 +25,7 @@ Example:
     >>> model = BertForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
     >>> add_adapters(model, bottleneck_size=64)   # two adapters per block
     >>> mark_trainable(model, "adapters")         # adapters + LayerNorms + head
-    >>> count_parameters(model)                   # (trainable, total)
+    >>> trainable_and_total_parameters(model)     # (trainable, total)
     >>> ... train ...
     >>> save_trainable(model, "sst2_adapters.safetensors")  # the task's tensors only
 
@@ -177,7 +177,7 @@ def mark_trainable(model: nn.Module, mode: str) -> list[str]:
     return trained
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
+def trainable_and_total_parameters(model: nn.Module) -> tuple[int, int]:
     """`(trainable, total)` numbers of parameters (a tied weight is counted once)."""
     parameters = list({id(p): p for p in model.parameters()}.values())
     return (sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters))

@@ -35,7 +35,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .downstream import ColumnsDataset
+from .pooling import ColumnsDataset
 from .model import BertModel
 
 # ---------------------------------------------------------------------------------------
@@ -426,7 +426,7 @@ class WithTeacherLogits(ColumnsDataset):
 
     The teacher runs once over the training set (`predict_logits`), not at every step of
     every student. `collate` pads like the wrapped dataset and adds `teacher_logits [B, C]`.
-    It is `bertedu.downstream.ColumnsDataset` with one column, checked to be `[N, C]` logits.
+    It is `bertedu.pooling.ColumnsDataset` with one column, checked to be `[N, C]` logits.
 
     Args:
         dataset: e.g. a `SequenceClassificationDataset` (items, `collate`, `lengths`).

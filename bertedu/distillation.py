@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE_INDEX = -100
+from .heads import IGNORE_INDEX
 
 
 def soft_targets(teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -79,7 +79,7 @@ def distillation_objective(temperature: float = 2.0, soft_weight: float = 0.5) -
     `batch["teacher_logits"]` (and `batch["labels"]` when present) with `distillation_loss`.
 
     The batch comes from a dataset with a `teacher_logits` column, e.g.
-    `bertedu.compression.WithTeacherLogits` or `bertedu.downstream.ColumnsDataset`."""
+    `bertedu.compression.WithTeacherLogits` or `bertedu.pooling.ColumnsDataset`."""
     # Check the settings now, not at the first training step.
     distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), None, temperature, soft_weight)
 

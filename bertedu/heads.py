@@ -8,6 +8,9 @@ Label conventions: MLM labels are the original ids at the chosen positions and -
 elsewhere (ignored by the loss); NSP label 0 = sentence B follows A (IsNext), 1 = B is a
 random sentence (NotNext), as in Google's code and transformers. d2l's BERT uses the
 opposite NSP convention and an MLM head with ReLU; ours uses GELU like the real checkpoints.
+
+`MultiTaskClassifier` (chapter 12) wraps a classifier and adds an auxiliary masked-LM loss
+while it fine-tunes.
 """
 from __future__ import annotations
 
@@ -284,3 +287,43 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                     + F.cross_entropy(end_logits, end, ignore_index=T)) / 2
         return HeadOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
                           hidden_states=out.hidden_states, attentions=out.attentions)
+
+
+class MultiTaskClassifier(nn.Module):
+    """A classifier trained with an auxiliary masked-LM loss on the same batch.
+
+    In training mode with labels, the loss is
+    `cross_entropy(classifier(x), y) + mlm_weight * masked_lm_loss(masked copy of x)`: the batch is
+    masked again (BERT's 80/10/10 rule, torch's global generator, which `train` seeds) and the
+    MLM head predicts the chosen tokens. In eval mode it is the classifier alone. The MLM head's
+    decoder is tied to the classifier's word embeddings.
+
+    Args:
+        classifier: a `bertedu.pooling.PooledClassifier` (anything with `.bert` and the classifier's forward).
+        mlm_head: a `BertLMPredictionHead`, e.g. `copy.deepcopy(pretrained.cls.predictions)`.
+        tokenizer: for the special and `[MASK]` ids.
+        mlm_weight: weight of the auxiliary loss (> 0).
+        probability: share of tokens masked.
+    """
+
+    def __init__(self, classifier: nn.Module, mlm_head: nn.Module, tokenizer, mlm_weight: float = 0.5,
+                 probability: float = 0.15):
+        super().__init__()
+        if not mlm_weight > 0:
+            raise ValueError(f"mlm_weight must be > 0 (0 is plain fine-tuning), got {mlm_weight!r}")
+        from .pretraining import special_ids  # here: pretraining imports this module
+        special_ids(tokenizer)
+        self.classifier, self.mlm_head, self.tokenizer = classifier, mlm_head, tokenizer
+        self.mlm_weight, self.probability = mlm_weight, probability
+        self.mlm_head.decoder.weight = classifier.bert.embeddings.word_embeddings.weight  # tied
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None, **kwargs) -> HeadOutput:
+        out = self.classifier(input_ids, token_type_ids, attention_mask, labels=labels, **kwargs)
+        if not self.training or labels is None:
+            return out
+        from .pretraining import mask_tokens
+        masked, mlm_labels = mask_tokens(input_ids, self.tokenizer, self.probability)  # (B, T) each
+        chosen = mlm_labels != IGNORE_INDEX
+        hidden = self.classifier.bert(masked, token_type_ids, attention_mask).last_hidden_state
+        auxiliary = F.cross_entropy(self.mlm_head(hidden[chosen]), mlm_labels[chosen])  # over N chosen
+        return HeadOutput(loss=out.loss + self.mlm_weight * auxiliary, logits=out.logits)

@@ -8,11 +8,11 @@ layer's token vectors and the cosine of two means. The checkpoint of the book,
 all-MiniLM-L6-v2, was trained for exactly that, so it scores sentence similarity with no
 fine-tuning at all. This module holds that recipe:
 
-- `mean_pool`: the mean of the token vectors of each sentence, padding left out;
+- `bertedu.pooling.mean_pool`: the mean of the token vectors of each sentence, padding left out;
 - `embed_sentences`: one vector per sentence, in length-sorted batches, each distinct
   sentence encoded once;
 - `cosine_scores`: the cosine of the vectors of `sentences_a[i]` and `sentences_b[i]`;
-- `majority_baseline`: what always predicting the most frequent training class scores;
+- `majority_baseline_scores`: what always predicting the most frequent training class scores;
 - `SentencePairDataset` and `BiEncoderForSimilarity`: fine-tuning the bi-encoder with
   Sentence-BERT's regression objective, the cosine of the two vectors against the gold
   similarity scaled to [0, 1], mean squared error.
@@ -35,36 +35,10 @@ from torch import nn
 from .finetuning import majority_class, pad_sequences, stack_labels
 from .heads import HeadOutput
 from .metrics import accuracy
+from .pooling import mean_pool
 
-__all__ = ["mean_pool", "embed_sentences", "cosine_scores", "majority_baseline", "SentencePairDataset",
+__all__ = ["embed_sentences", "cosine_scores", "majority_baseline_scores", "SentencePairDataset",
            "BiEncoderForSimilarity"]
-
-
-def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The mean of each sequence's token vectors, padding left out.
-
-    `[CLS]` and `[SEP]` count as tokens, as in sentence-transformers' `Pooling` with
-    `pooling_mode_mean_tokens`, the pooling all-MiniLM-L6-v2 was trained with.
-
-    Args:
-        last_hidden_state: FloatTensor `[B, T, H]`, the encoder's last layer.
-        attention_mask: `[B, T]`, 1 = token, 0 = padding.
-
-    Returns:
-        FloatTensor `[B, H]`: `sum_t mask[b, t] h[b, t] / sum_t mask[b, t]`.
-    """
-    if last_hidden_state.dim() != 3:
-        raise ValueError(f"last_hidden_state must be [B, T, H], got shape {tuple(last_hidden_state.shape)}")
-    if attention_mask.shape != last_hidden_state.shape[:2]:
-        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, but last_hidden_state is "
-                         f"{tuple(last_hidden_state.shape)}: the mask must be [B, T] of the same B and T")
-    mask = (attention_mask != 0).to(last_hidden_state.dtype).unsqueeze(-1)  # (B, T, 1): any nonzero is a token
-    counts = mask.sum(dim=1)  # (B, 1)
-    if (counts == 0).any():
-        rows = (counts[:, 0] == 0).nonzero().flatten().tolist()
-        raise ValueError(f"rows {rows} of attention_mask are all 0: a sequence needs at least one token "
-                         "(a tokenized sentence always has [CLS] and [SEP])")
-    return (last_hidden_state * mask).sum(dim=1) / counts  # (B, H)
 
 
 def _check_sentences(sentences, name: str) -> list[str]:
@@ -138,7 +112,7 @@ def cosine_scores(model: nn.Module, tokenizer, sentences_a: Sequence[str], sente
     return nn.functional.cosine_similarity(a, b, dim=-1)  # (N,)
 
 
-def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -> dict:
+def majority_baseline_scores(train_labels: Sequence[int], eval_labels: Sequence[int]) -> dict:
     """Predict the most frequent class of the training labels for every evaluation example.
 
     Ties go to the smaller class id, so the result does not depend on the order of the data.
@@ -149,7 +123,7 @@ def majority_baseline(train_labels: Sequence[int], eval_labels: Sequence[int]) -
         (e.g. F1 of the positive class).
     """
     if len(train_labels) == 0 or len(eval_labels) == 0:
-        raise ValueError("majority_baseline needs at least one training and one evaluation label")
+        raise ValueError("majority_baseline_scores needs at least one training and one evaluation label")
     if any(label is None for label in train_labels):
         raise ValueError("train_labels contains None (an unlabelled test split?): pass labelled data")
     label = majority_class(train_labels)

@@ -26,6 +26,13 @@ Static masking chooses the masks once, when the dataset is built (Google's code,
 makes `dupe_factor` = 10 copies with different masks); dynamic masking draws fresh masks
 every epoch (RoBERTa, Liu et al. 2019). `PretrainingDataset(masking=...)` selects either.
 
+Further pretraining on unlabeled in-task text (chapter 12; Howard & Ruder 2018; Sun et al.
+2019; Gururangan et al. 2020) trains the masked LM alone, on single sentences:
+`MaskedLMDataset` (static, dynamic or selective masks; `token_importance` and
+`label_association` score tokens for selective masking, Gu et al. 2020),
+`masked_lm_batch_loss` (the loss of a batch on the chosen positions only) and
+`masked_lm_accuracy` (how well an encoder still fills in blanks, to see forgetting).
+
 The CPU recipe (chapter 6): `PretrainingRecipe` holds every setting; `benchmarks/
 pretrain_recipe.py` runs it and prints the held-out figures.
 """
@@ -37,12 +44,15 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .config import BertConfig
 from .data import cache_folder
+from .finetuning import pad_sequences
 from .heads import IGNORE_INDEX
 from .tokenization import BertTokenizer, train_wordpiece
 from .training import TrainingConfig, derive_seed
@@ -399,7 +409,7 @@ def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
     `[batch_size, seq_len]`) and `next_sentence_label` (`[batch_size]`). Padding gets
     `pad_token_id`, token type 0, attention 0 and label -100, so it never enters the loss.
     Items without `next_sentence_label` (single sentences for MLM only, e.g.
-    `bertedu.downstream.MaskedLMDataset`) give a batch without it.
+    `MaskedLMDataset`) give a batch without it.
     """
     if not items:
         raise ValueError("cannot collate an empty list of examples")
@@ -618,6 +628,216 @@ def book_bert_report(model, tokenizer, cloze_path: str | Path, eval_examples: in
     return {"metrics": metrics, "baselines": base, "n_eval_pairs": len(eval_dataset), "n_mask_positions": n_masks,
             "cloze": cloze, "cloze_top5": sum(c["hit"] for c in cloze) / len(cloze),
             "cloze_top5_frequency_baseline": sum(c["answer"] in frequent for c in cloze) / len(cloze)}
+
+
+# ---------------------------------------------------------------------------------------
+# Further pretraining: the masked LM alone, on single sentences (chapter 12)
+# ---------------------------------------------------------------------------------------
+class MaskedLMDataset:
+    """Unlabeled sentences as `[CLS] sentence [SEP]`, with BERT's 80/10/10 MLM masks.
+
+    No NSP: further pretraining on single sentences (SST-2 has no "next sentence") trains the
+    masked LM alone. Masks are drawn with `mask_tokens`:
+
+    - `masking="static"`: each sentence is masked once, here, and keeps that mask (BERT);
+    - `masking="dynamic"`: sentence i gets a fresh mask in every epoch, drawn from a generator
+      seeded by `(seed, epoch, i)` (RoBERTa); the training loop calls `set_epoch`.
+    - `masking="selective"`: each sentence is masked once, at its most important tokens
+      (Gu et al. 2020): `importance[i]` gives one score per WordPiece of the encoding (e.g.
+      from `token_importance`), and the k chosen positions are those of highest score.
+
+    `dataset[i]` is a dict of 1-D LongTensors `input_ids`, `token_type_ids`, `labels`
+    (-100 where nothing is predicted); `collate` pads them and adds `attention_mask`.
+
+    Args:
+        tokenizer: a `BertTokenizer`.
+        texts: N sentences (at least one eligible token each after tokenization).
+        masking: "static" or "dynamic".
+        probability: share of tokens chosen for the MLM (0.15 in BERT).
+        max_length: longest encoding, `[CLS]` and `[SEP]` included.
+        seed: seeds the masks.
+        importance: for `masking="selective"` only: N FloatTensors, one score per WordPiece of
+            each encoding (`[CLS]` and `[SEP]` included, as `token_importance` returns them).
+    """
+
+    def __init__(self, tokenizer, texts: Sequence[str], masking: str = "dynamic",
+                 probability: float = 0.15, max_length: int = 64, seed: int = 0,
+                 importance: Sequence[torch.Tensor] | None = None):
+        if masking not in ("static", "dynamic", "selective"):
+            raise ValueError(f"masking must be 'static', 'dynamic' or 'selective', got {masking!r}")
+        if (importance is not None) != (masking == "selective"):
+            raise ValueError("pass importance (one score per WordPiece) exactly when masking='selective'")
+        if isinstance(texts, str) or len(texts) == 0:
+            raise ValueError("texts must be a non-empty list of sentences")
+        if isinstance(probability, bool) or not 0.0 < probability <= 1.0:
+            raise ValueError(f"probability must be in (0, 1], got {probability!r}")
+        special_ids(tokenizer)
+        self.tokenizer, self.masking, self.probability, self.seed = tokenizer, masking, probability, seed
+        self.pad_token_id = tokenizer.pad_token_id
+        self.epoch = 0
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        self.input_ids = [torch.tensor(ids) for ids in encoded]
+        self.lengths = [len(ids) for ids in encoded]
+        self.importance = None
+        if importance is not None:
+            if len(importance) != len(self.input_ids):
+                raise ValueError(f"importance has {len(importance)} entries for {len(self.input_ids)} texts")
+            for i, (scores, ids) in enumerate(zip(importance, self.input_ids)):
+                if not isinstance(scores, torch.Tensor) or scores.shape != ids.shape:
+                    got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+                    raise ValueError(f"importance[{i}] must have one score per WordPiece, shape {tuple(ids.shape)}, "
+                                     f"got {got} (use token_importance with the same tokenizer and max_length)")
+            self.importance = list(importance)
+        fixed = masking in ("static", "selective")
+        self.static = [self._mask(i, 0) for i in range(len(texts))] if fixed else None
+
+    def _mask(self, i: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, i))
+        priority = self.importance[i][None] if self.importance is not None else None
+        inputs, labels = mask_tokens(self.input_ids[i][None], self.tokenizer, self.probability, generator, priority)
+        return inputs[0], labels[0]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        inputs, labels = self.static[i] if self.static is not None else self._mask(i, self.epoch)
+        return {"input_ids": inputs, "token_type_ids": torch.zeros_like(inputs), "labels": labels}
+
+    def collate(self, items: Sequence[dict]) -> dict:
+        """Pad to the longest item: `input_ids`, `token_type_ids`, `attention_mask`, `labels`, all `[B, T]`."""
+        return collate_pretraining(list(items), self.pad_token_id)
+
+
+def masked_lm_batch_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Masked-LM cross-entropy, mean over the chosen positions, of a model with `.bert` and
+    `.cls.predictions` (`BertForPreTraining`, `BertForMaskedLM`).
+
+    Equal to `BertForMaskedLM(**batch).loss`, but the vocabulary projection runs only at the
+    chosen positions (`[N, H] -> [N, V]` instead of `[B, T, V]`), as in
+    `pretraining_logits`. No NSP term: use it as `train(loss_fn=masked_lm_batch_loss)`.
+    """
+    if "labels" not in batch:
+        raise ValueError(f"an MLM batch needs labels (-100 = not predicted), got keys {sorted(batch)}")
+    if not (batch["labels"] != IGNORE_INDEX).any():
+        raise ValueError("no position of the batch is chosen for the MLM (every label is -100)")
+    out = model.bert(batch["input_ids"], batch.get("token_type_ids"), batch.get("attention_mask"))
+    logits, labels = chosen_mlm_logits(model, out.last_hidden_state, batch["labels"])  # (N, V), (N,)
+    return F.cross_entropy(logits, labels)
+
+
+@torch.no_grad()
+def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: int = 256) -> float:
+    """Share of the `[MASK]` positions whose original token the model ranks first.
+
+    Only positions that show `[MASK]` count (at the 10% left unchanged the answer is in the
+    input). `model` has `.bert` and `.cls.predictions`; use a static `dataset`, so every model
+    is asked the same blanks.
+    """
+    if dataset.masking == "dynamic":
+        raise ValueError("use a MaskedLMDataset with masking='static', so every model sees the same blanks")
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()
+    correct = total = 0
+    try:
+        for start in range(0, len(dataset), batch_size):
+            batch = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            shown = (batch["labels"] != IGNORE_INDEX) & (batch["input_ids"] == dataset.tokenizer.mask_token_id)
+            out = model.bert(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
+            predicted = model.cls.predictions(out.last_hidden_state[shown]).argmax(-1)  # (N,)
+            correct += (predicted == batch["labels"][shown]).sum().item()
+            total += int(shown.sum())
+    finally:
+        model.train(was_training)
+    if total == 0:
+        raise ValueError("the dataset has no [MASK] position to score")
+    return correct / total
+
+
+@torch.no_grad()
+def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max_length: int = 64,
+                     batch_size: int = 256) -> list[torch.Tensor]:
+    """How much each WordPiece supports a fine-tuned classifier's decision (for selective masking).
+
+    For a text with encoding `x` and predicted class `y = argmax P(. | x)`, the importance of
+    WordPiece `i` is `P(y | x) - P(y | x without WordPiece i)`: large when deleting the piece
+    makes the classifier less sure (Gu et al. 2020 measure importance by the change in the
+    classifier's confidence; they also train a second model to predict it on large corpora,
+    which a few thousand sentences do not need). `[CLS]` and `[SEP]` get 0.
+
+    Args:
+        classifier: a fine-tuned model whose output has `.logits` `[B, num_labels]`.
+        tokenizer: its `BertTokenizer`; texts: N sentences.
+        max_length, batch_size: the encoding's length cap (as in `MaskedLMDataset`), rows per pass.
+
+    Returns:
+        N FloatTensors, `importance[i]` with one score per WordPiece of text i's encoding.
+    """
+    if isinstance(texts, str) or len(texts) == 0:
+        raise ValueError("texts must be a non-empty list of sentences")
+    device, was_training = next(classifier.parameters()).device, classifier.training
+    classifier.eval()
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    rows, owners = [], []  # every text, then the text without each of its inner WordPieces
+    for t, ids in enumerate(encoded):
+        rows.append(ids)
+        owners.append((t, -1))
+        for i in range(1, len(ids) - 1):
+            rows.append(ids[:i] + ids[i + 1:])
+            owners.append((t, i))
+    probabilities = []
+    try:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            ids = pad_sequences(chunk, tokenizer.pad_token_id)                        # (b, T)
+            mask = pad_sequences([[1] * len(row) for row in chunk], 0)                 # (b, T)
+            probabilities.append(classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().softmax(-1).cpu())
+    finally:
+        classifier.train(was_training)
+    probabilities = torch.cat(probabilities)  # (rows, num_labels)
+    importance = [torch.zeros(len(ids)) for ids in encoded]
+    full = {}
+    for row, (t, i) in enumerate(owners):
+        if i == -1:
+            label = int(probabilities[row].argmax())
+            full[t] = (label, probabilities[row, label].item())
+        else:
+            label, confidence = full[t]
+            importance[t][i] = confidence - probabilities[row, label].item()
+    return importance
+
+
+def label_association(tokenizer, texts: Sequence[str], labels: Sequence[int], smoothing: float = 1.0) -> torch.Tensor:
+    """How strongly each WordPiece is tied to one class of a labelled set: `[V]` scores.
+
+    For two classes, the absolute log-count ratio `|log(p_w / q_w)|`, with `p_w` and `q_w` the
+    smoothed frequencies of WordPiece w in the texts of class 1 and of class 0 (the weights of
+    Wang & Manning's NB features). A cheap stand-in for `token_importance` on a large corpus:
+    `importance = scores[input_ids]` gives every WordPiece of an unlabeled sentence the score of
+    its type. Special tokens score 0.
+
+    Args:
+        tokenizer: a `BertTokenizer`; texts, labels: the labelled set (labels 0 or 1).
+        smoothing: added to every count (Laplace), so unseen WordPieces score 0.
+    """
+    if isinstance(texts, str) or len(texts) == 0 or len(texts) != len(labels):
+        raise ValueError(f"give as many labels as texts, at least one ({len(texts)} texts, {len(labels)} labels)")
+    if any(label not in (0, 1) for label in labels):
+        raise ValueError("labels must be 0 or 1: label_association scores two classes")
+    if not smoothing > 0:
+        raise ValueError(f"smoothing must be > 0, got {smoothing!r}")
+    counts = torch.full((2, tokenizer.vocab_size), float(smoothing))
+    for text, label in zip(texts, labels):
+        for token_id in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)):
+            counts[label, token_id] += 1
+    frequencies = counts / counts.sum(dim=1, keepdim=True)
+    scores = (frequencies[1].log() - frequencies[0].log()).abs()
+    scores[special_ids(tokenizer)] = 0.0
+    return scores
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from bertedu import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
-from bertedu.adapters import (Adapter, AdaptedOutput, add_adapters, count_parameters, load_trainable,
-                              mark_trainable, save_trainable, stored_bytes, trainable_state_dict)
+from bertedu.adapters import (Adapter, AdaptedOutput, add_adapters, load_trainable, mark_trainable,
+                              save_trainable, stored_bytes, trainable_and_total_parameters,
+                              trainable_state_dict)
 from bertedu.training import TrainingConfig, set_seed, train
 
 from tiny_classifier import random_batch, tiny_classifier
@@ -89,11 +90,11 @@ def test_each_mode_trains_exactly_its_parameters():
     total = sum(p.numel() for p in model.parameters())
 
     full = mark_trainable(model, "full")
-    assert len(full) == len(list(model.parameters())) and count_parameters(model) == (total, total)
+    assert len(full) == len(list(model.parameters())) and trainable_and_total_parameters(model) == (total, total)
 
     head = set(mark_trainable(model, "head"))
     assert head == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
-    assert count_parameters(model) == (H * H + H + H * 3 + 3, total)
+    assert trainable_and_total_parameters(model) == (H * H + H + H * 3 + 3, total)
 
     trained = set(mark_trainable(model, "adapters"))
     layernorms = {n for n in trained if "LayerNorm" in n}
@@ -102,7 +103,7 @@ def test_each_mode_trains_exactly_its_parameters():
     assert len(layernorms) == 2 * (1 + 2 * L)  # embeddings + two per block, weight and bias
     assert len(adapters) == 4 * 2 * L
     expected = (H * H + H + H * 3 + 3) + 2 * H * (1 + 2 * L) + 2 * L * (2 * M * H + M + H)
-    assert count_parameters(model) == (expected, total)
+    assert trainable_and_total_parameters(model) == (expected, total)
     for name, p in model.named_parameters():
         assert p.requires_grad == (name in trained), name
 

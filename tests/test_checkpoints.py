@@ -212,7 +212,7 @@ def test_other_files_in_the_folder_survive_a_save(tmp_path):
 
     tokenizer = BertTokenizer(vocab=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "word"])
     model = numbered_model(1)
-    tokenizer.save_pretrained(tmp_path)  # before the model, as pretrain.py does
+    tokenizer.save_pretrained(tmp_path)  # before the model, as run_pretraining.py does
     (tmp_path / "checkpoint.pt").write_bytes(b"a training checkpoint")
     model.save_pretrained(tmp_path)
     model.save_pretrained(tmp_path)

@@ -12,7 +12,8 @@ from bertedu import BertConfig, BertModel
 from bertedu.data import load_stsb
 from bertedu.finetuning import predict_logits
 from bertedu.pairs import (BiEncoderForSimilarity, SentencePairDataset, cosine_scores, embed_sentences,
-                           majority_baseline, mean_pool)
+                           majority_baseline_scores)
+from bertedu.pooling import mean_pool
 from bertedu.tokenization import BertTokenizer
 from bertedu.training import TrainingConfig, train
 
@@ -103,15 +104,15 @@ def test_cosine_scores_reject_bad_input(minilm, tokenizer):
         embed_sentences(minilm, tokenizer, ["fine"], batch_size=0)
 
 
-def test_majority_baseline():
-    result = majority_baseline([1, 1, 0, 1], [0, 1, 1])
+def test_majority_baseline_scores():
+    result = majority_baseline_scores([1, 1, 0, 1], [0, 1, 1])
     assert result["label"] == 1 and result["predictions"] == [1, 1, 1]
     assert result["accuracy"] == pytest.approx(2 / 3)
-    assert majority_baseline([0, 1], [1])["label"] == 0  # a tie goes to the smaller id
+    assert majority_baseline_scores([0, 1], [1])["label"] == 0  # a tie goes to the smaller id
     with pytest.raises(ValueError, match="at least one"):
-        majority_baseline([], [1])
+        majority_baseline_scores([], [1])
     with pytest.raises(ValueError, match="contains None"):
-        majority_baseline([None, None], [1])
+        majority_baseline_scores([None, None], [1])
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Pretraining data (NSP pairs, MLM masking, static and dynamic masks), the pretraining loss,
-evaluation and the command line `python -m bertedu.pretrain`."""
+evaluation, the command line `python -m bertedu.run_pretraining`, and further pretraining
+(the masked LM alone on single sentences, static, dynamic or selective masks)."""
+import math
 import random
 import subprocess
 import sys
@@ -8,16 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.testing import assert_close
 
-from bertedu import BertConfig, BertForPreTraining
+from bertedu import BertConfig, BertForMaskedLM, BertForPreTraining, pooling
 from bertedu.data import load_wikitext2
 from bertedu.heads import IGNORE_INDEX
-from bertedu.pretraining import (IS_NEXT, NOT_NEXT, NspExample, PretrainingDataset, PretrainingRecipe,
-                                 baselines, clean_wikitext, collate_pretraining, create_nsp_examples,
-                                 encode_pair, evaluate_pretraining, mask_tokens, pretraining_loss,
-                                 split_sentences, tokenize_documents, truncate_pair, wikitext_documents)
+from bertedu.pretraining import (IS_NEXT, NOT_NEXT, MaskedLMDataset, NspExample, PretrainingDataset,
+                                 PretrainingRecipe, baselines, clean_wikitext, collate_pretraining,
+                                 create_nsp_examples, encode_pair, evaluate_pretraining, label_association,
+                                 mask_tokens, masked_lm_accuracy, masked_lm_batch_loss, pretraining_loss,
+                                 split_sentences, token_importance, tokenize_documents, truncate_pair,
+                                 wikitext_documents)
 from bertedu.tokenization import BertTokenizer
 from bertedu.training import TrainingConfig, derive_seed, set_seed, train
+from tiny_vocab_bert import TEXTS, pretrained, small_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4
@@ -501,7 +507,7 @@ def write_corpus(path: Path, n_docs: int, seed: int) -> Path:
 
 
 def test_cli_help():
-    result = subprocess.run([sys.executable, "-m", "bertedu.pretrain", "--help"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "bertedu.run_pretraining", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     for option in ("--model-size", "--corpus", "--steps", "--batch-size", "--output-dir", "--resume"):
@@ -511,7 +517,7 @@ def test_cli_help():
 def test_cli_pretrains_and_saves_a_folder_transformers_loads(tmp_path):
     import transformers
 
-    from bertedu.pretrain import main
+    from bertedu.run_pretraining import main
 
     corpus = write_corpus(tmp_path / "train.txt", 30, seed=0)
     held_out = write_corpus(tmp_path / "eval.txt", 6, seed=1)
@@ -544,7 +550,7 @@ def test_cli_pretrains_and_saves_a_folder_transformers_loads(tmp_path):
 def test_cli_records_its_command_and_sets_the_recipe_model(tmp_path):
     import json
 
-    from bertedu.pretrain import main
+    from bertedu.run_pretraining import main
 
     corpus = write_corpus(tmp_path / "train.txt", 30, seed=0)
     held_out = write_corpus(tmp_path / "eval.txt", 6, seed=1)
@@ -553,9 +559,150 @@ def test_cli_records_its_command_and_sets_the_recipe_model(tmp_path):
             "--max-seq-length", "32", "--steps", "2", "--batch-size", "8", "--no-progress", "--threads", "1"]
     main(argv)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["command"] == "python -m bertedu.pretrain " + " ".join(argv)
+    assert run["command"] == "python -m bertedu.run_pretraining " + " ".join(argv)
     assert run["seed"] == 0 and run["threads"] == 1
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"], config["intermediate_size"]) == (1, 24, 96)
     with pytest.raises(SystemExit, match="own sizes"):
         main(argv[:-2] + ["--model-size", "tiny", "--output-dir", str(tmp_path / "other")])
+
+
+# ---------------------------------------------------------------------------------------
+# Further pretraining: MaskedLMDataset, masked_lm_batch_loss, masked_lm_accuracy
+# ---------------------------------------------------------------------------------------
+def test_static_masks_stay_dynamic_masks_change_per_epoch():
+    tokenizer = small_tokenizer()
+    static = MaskedLMDataset(tokenizer, TEXTS * 20, masking="static", seed=1)
+    dynamic = MaskedLMDataset(tokenizer, TEXTS * 20, masking="dynamic", seed=1)
+    first = [static[i]["labels"] for i in range(len(static))]
+    static.set_epoch(3)
+    assert all(torch.equal(a, static[i]["labels"]) for i, a in enumerate(first))
+    epoch0 = [dynamic[i]["input_ids"] for i in range(len(dynamic))]
+    assert all(torch.equal(a, dynamic[i]["input_ids"]) for i, a in enumerate(epoch0))  # same epoch, same mask
+    dynamic.set_epoch(1)
+    assert any(not torch.equal(a, dynamic[i]["input_ids"]) for i, a in enumerate(epoch0))
+    dynamic.set_epoch(0)
+    assert all(torch.equal(a, dynamic[i]["labels"]) for i, a in enumerate(first))  # epoch 0 = the static masks
+
+
+def test_masked_lm_items_and_batches():
+    tokenizer = small_tokenizer()
+    data = MaskedLMDataset(tokenizer, TEXTS, masking="static")
+    item = data[4]
+    ids = tokenizer(TEXTS[4])["input_ids"]
+    assert item["labels"][0] == IGNORE_INDEX and item["labels"][-1] == IGNORE_INDEX  # never [CLS] / [SEP]
+    chosen = item["labels"] != IGNORE_INDEX
+    assert int(chosen.sum()) == max(1, round(0.15 * (len(ids) - 2)))
+    assert item["labels"][chosen].tolist() == [ids[i] for i in chosen.nonzero().flatten().tolist()]
+    batch = data.collate([data[i] for i in range(5)])
+    T = max(data.lengths)
+    assert {k: tuple(v.shape) for k, v in batch.items()} == {k: (5, T) for k in
+                                                            ("input_ids", "token_type_ids", "attention_mask", "labels")}
+    assert batch["attention_mask"].sum(1).tolist() == data.lengths
+    assert (batch["labels"][batch["attention_mask"] == 0] == IGNORE_INDEX).all()
+
+
+def test_masked_lm_batch_loss_equals_the_heads_loss():
+    tokenizer = small_tokenizer()
+    model = pretrained(tokenizer)
+    data = MaskedLMDataset(tokenizer, TEXTS, masking="static")
+    batch = data.collate([data[i] for i in range(5)])
+    assert_close(masked_lm_batch_loss(model, batch), model(**batch).loss)  # BertForPreTraining, MLM labels only
+    masked_lm = BertForMaskedLM(model.config)
+    masked_lm.load_state_dict(model.state_dict(), strict=False)
+    assert_close(masked_lm_batch_loss(masked_lm, batch), masked_lm(**batch).loss)
+
+
+def test_masked_lm_accuracy_counts_only_mask_positions():
+    tokenizer = small_tokenizer()
+    model = pretrained(tokenizer)
+    data = MaskedLMDataset(tokenizer, TEXTS * 4, masking="static", probability=0.5)
+    batch = data.collate([data[i] for i in range(len(data))])
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits  # (B, T, V)
+    shown = (batch["labels"] != IGNORE_INDEX) & (batch["input_ids"] == tokenizer.mask_token_id)
+    expected = (logits.argmax(-1)[shown] == batch["labels"][shown]).float().mean().item()
+    assert masked_lm_accuracy(model, data, batch_size=3) == pytest.approx(expected)
+
+
+def test_selective_masks_choose_the_most_important_tokens():
+    tokenizer = small_tokenizer()
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]
+    importance = [torch.arange(len(row), dtype=torch.float) for row in ids]  # later tokens matter more
+    for scores in importance:
+        scores[-1] = 100.0                                                   # [SEP] is never eligible
+    data = MaskedLMDataset(tokenizer, TEXTS, masking="selective", importance=importance, seed=3)
+    for i, row in enumerate(ids):
+        n = len(row) - 2
+        k = max(1, round(0.15 * n))
+        chosen = (data[i]["labels"] != IGNORE_INDEX).nonzero().flatten().tolist()
+        assert chosen == list(range(len(row) - 1 - k, len(row) - 1)), (i, chosen)  # the k last inner tokens
+    data.set_epoch(2)                                                        # selective masks are fixed
+    assert all(torch.equal(data[i]["labels"], MaskedLMDataset(tokenizer, TEXTS, masking="selective",
+                                                             importance=importance, seed=3)[i]["labels"])
+               for i in range(len(TEXTS)))
+
+
+def test_mask_tokens_without_priority_is_unchanged_and_ties_are_random():
+    tokenizer = small_tokenizer()
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")["input_ids"]
+    plain = mask_tokens(batch, tokenizer, 0.5, torch.Generator().manual_seed(0))
+    flat = mask_tokens(batch, tokenizer, 0.5, torch.Generator().manual_seed(0), priority=torch.zeros(batch.shape))
+    assert torch.equal(plain[1], flat[1])  # equal priorities: the same random choice as without
+
+
+def test_token_importance_is_the_confidence_lost_by_deleting_a_piece():
+    tokenizer = small_tokenizer()
+    torch.manual_seed(0)
+    model = pooling.PooledClassifier(pretrained(tokenizer).bert, pooling="mean").eval()
+    text = TEXTS[2]
+    scores = token_importance(model, tokenizer, [text, TEXTS[0]], batch_size=4)[0]
+    ids = tokenizer(text)["input_ids"]
+    assert scores.shape == (len(ids),) and scores[0] == 0 and scores[-1] == 0
+    with torch.no_grad():
+        full = model(input_ids=torch.tensor([ids])).logits.softmax(-1)[0]
+        label = int(full.argmax())
+        for i in range(1, len(ids) - 1):
+            without = model(input_ids=torch.tensor([ids[:i] + ids[i + 1:]])).logits.softmax(-1)[0]
+            assert scores[i].item() == pytest.approx((full[label] - without[label]).item(), abs=1e-5)
+    with pytest.raises(ValueError, match="exactly when masking='selective'"):
+        MaskedLMDataset(tokenizer, TEXTS, masking="selective")
+    with pytest.raises(ValueError, match="one score per WordPiece"):
+        MaskedLMDataset(tokenizer, TEXTS, masking="selective", importance=[torch.zeros(2)] * len(TEXTS))
+
+
+def test_label_association_is_the_smoothed_log_count_ratio():
+    tokenizer = small_tokenizer()
+    texts, labels = ["good good film", "bad film", "bad plot"], [1, 0, 0]
+    scores = label_association(tokenizer, texts, labels, smoothing=1.0)
+    V = tokenizer.vocab_size
+    good, bad, film = tokenizer.convert_tokens_to_ids(["good", "film", "bad"])[0], \
+        tokenizer.convert_tokens_to_ids(["bad"])[0], tokenizer.convert_tokens_to_ids(["film"])[0]
+    positive_total, negative_total = 3 + V, 4 + V                 # tokens per class + smoothing
+    expected_good = abs(math.log((2 + 1) / positive_total) - math.log(1 / negative_total))
+    expected_film = abs(math.log((1 + 1) / positive_total) - math.log((1 + 1) / negative_total))
+    assert scores[good].item() == pytest.approx(expected_good, rel=1e-5)
+    assert scores[film].item() == pytest.approx(expected_film, rel=1e-5)
+    assert scores[bad] > scores[film] and scores[tokenizer.cls_token_id] == 0
+    with pytest.raises(ValueError, match="0 or 1"):
+        label_association(tokenizer, texts, [2, 0, 0])
+    with pytest.raises(ValueError, match="as many labels"):
+        label_association(tokenizer, texts, [1])
+
+
+def test_mlm_pieces_refuse_bad_input():
+    tokenizer = small_tokenizer()
+    with pytest.raises(ValueError, match="'static', 'dynamic' or 'selective'"):
+        MaskedLMDataset(tokenizer, TEXTS, masking="sometimes")
+    with pytest.raises(ValueError, match="non-empty list"):
+        MaskedLMDataset(tokenizer, [])
+    with pytest.raises(ValueError, match=r"probability must be in \(0, 1\]"):
+        MaskedLMDataset(tokenizer, TEXTS, probability=0.0)
+    with pytest.raises(ValueError, match="masking='static'"):
+        masked_lm_accuracy(pretrained(tokenizer), MaskedLMDataset(tokenizer, TEXTS))
+    data = MaskedLMDataset(tokenizer, TEXTS, masking="static")
+    batch = data.collate([data[0]])
+    with pytest.raises(ValueError, match="needs labels"):
+        masked_lm_batch_loss(pretrained(tokenizer), {k: v for k, v in batch.items() if k != "labels"})
+    with pytest.raises(ValueError, match="every label is -100"):
+        masked_lm_batch_loss(pretrained(tokenizer), {**batch, "labels": torch.full_like(batch["labels"], IGNORE_INDEX)})

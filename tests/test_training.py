@@ -11,17 +11,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from bertedu import BertConfig, BertForPreTraining, BertForSequenceClassification
+from bertedu import BertConfig, BertForPreTraining, BertForSequenceClassification, pooling
 from bertedu.pretraining import PretrainingDataset, create_nsp_examples, pretraining_loss
 from bertedu.tokenization import BertTokenizer
 from bertedu import training
 from bertedu.training import (CHECKPOINT_NAME, CHECKSUM_LINE_LENGTH, PREVIOUS_CHECKPOINT_NAME, History,
                               TrainingConfig, batch_indices, cpu_has_fast_bf16,
-                              derive_seed, load_checkpoint, lr_at, make_optimizer, read_checkpoint,
+                              derive_seed, layer_depth, layerwise_lr_groups, load_checkpoint, lr_at,
+                              make_optimizer, read_checkpoint,
                               save_checkpoint, set_seed, train, use_mixed_precision)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ddp_worker import build_run  # noqa: E402  (the same run the torchrun test launches)
+from tiny_vocab_bert import small_tokenizer, tiny_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,9 +178,9 @@ def test_evaluation_runs_on_schedule_and_does_not_disturb_training():
     model, dataset = pretraining_setup(dropout=0.1)
     config = TrainingConfig(max_steps=7, batch_size=8, learning_rate=1e-3, eval_every=3, progress_bar=False)
     with_eval = train(model, dataset, config, collate_fn=dataset.collate, loss_fn=pretraining_loss,
-                      eval_fn=lambda m: (calls.append(m.training), noisy_metric(m))[1])
+                      eval_fn=lambda m, step: (calls.append((step, m.training)), noisy_metric(m))[1])
     assert [r["step"] for r in with_eval.eval] == [3, 6, 7]
-    assert calls == [False, False, False]  # eval mode
+    assert calls == [(3, False), (6, False), (7, False)]  # told the step, in eval mode
     assert with_eval.metric("answer") == ([3, 6, 7], [42.0, 42.0, 42.0])
     with pytest.raises(KeyError, match="answer"):
         with_eval.metric("accuracy")
@@ -597,3 +599,41 @@ def test_bad_parameter_groups_are_refused(groups, message):
     model, _ = pretraining_setup()
     with pytest.raises(ValueError, match=message):
         make_optimizer(model, TrainingConfig(), groups(model))
+
+
+# ---------------------------------------------------------------------------------------
+# Layer-wise learning-rate decay
+# ---------------------------------------------------------------------------------------
+def test_layer_depths_and_rates():
+    tokenizer = small_tokenizer()
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(tiny_config(tokenizer, num_hidden_layers=3))
+    assert layer_depth("bert.embeddings.word_embeddings.weight", 3) == 0
+    assert layer_depth("bert.encoder.layer.0.attention.self.query.weight", 3) == 1
+    assert layer_depth("bert.encoder.layer.2.output.dense.bias", 3) == 3
+    assert layer_depth("bert.pooler.dense.weight", 3) == 4
+    assert layer_depth("classifier.weight", 3) == 4
+    groups = layerwise_lr_groups(model, 1e-3, 0.5)
+    assert [g["depth"] for g in groups] == [0, 1, 2, 3, 4]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3 / 16, 1e-3 / 8, 1e-3 / 4, 1e-3 / 2, 1e-3])
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in groups[4]["params"]} == {"bert.pooler.dense.weight", "bert.pooler.dense.bias",
+                                                           "classifier.weight", "classifier.bias"}
+    assert sum(len(g["params"]) for g in groups) == len(names)
+    assert all(g["lr"] == 1e-3 for g in layerwise_lr_groups(model, 1e-3, 1.0))  # decay 1: one rate
+    wrapped = pooling.PooledClassifier(model.bert)  # its .config is the encoder's
+    assert len(layerwise_lr_groups(wrapped, 1e-3, 0.9)) == 5
+
+
+def test_layerwise_groups_refuse_bad_input():
+    tokenizer = small_tokenizer()
+    model = BertForSequenceClassification(tiny_config(tokenizer))
+    for decay in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"decay must be in \(0, 1\]"):
+            layerwise_lr_groups(model, 1e-3, decay)
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):
+        layerwise_lr_groups(model, 0.0, 0.9)
+    with pytest.raises(ValueError, match="pass num_layers"):
+        layerwise_lr_groups(torch.nn.Linear(2, 2), 1e-3, 0.9)
+    with pytest.raises(ValueError, match="names block 5"):
+        layer_depth("bert.encoder.layer.5.output.dense.bias", 2)

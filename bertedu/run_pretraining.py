@@ -1,13 +1,13 @@
-"""Pretrain a BERT from the command line: `python -m bertedu.pretrain --help`.
+"""Pretrain a BERT from the command line: `python -m bertedu.run_pretraining --help`.
 
     # the book's CPU recipe on WikiText-2 (chapter 6), about 4 minutes on 2 cores
-    python -m bertedu.pretrain --output-dir runs/wikitext2
+    python -m bertedu.run_pretraining --output-dir runs/wikitext2
     # interrupted? the same command with --resume continues exactly where it stopped
-    python -m bertedu.pretrain --output-dir runs/wikitext2 --resume
+    python -m bertedu.run_pretraining --output-dir runs/wikitext2 --resume
     # your own corpus: one sentence per line, a blank line between documents
-    python -m bertedu.pretrain --corpus my_text.txt --eval-corpus my_eval.txt --output-dir runs/mine
+    python -m bertedu.run_pretraining --corpus my_text.txt --eval-corpus my_eval.txt --output-dir runs/mine
     # several processes (GPUs, or CPU processes with gloo): the same command under torchrun
-    torchrun --standalone --nproc_per_node=2 -m bertedu.pretrain --output-dir runs/ddp
+    torchrun --standalone --nproc_per_node=2 -m bertedu.run_pretraining --output-dir runs/ddp
 
 The output folder receives, in the Hugging Face layout, `config.json`, `model.safetensors`,
 `vocab.txt` and `tokenizer_config.json` (so `transformers.BertForPreTraining.from_pretrained`
@@ -75,7 +75,7 @@ def model_config(size: str, vocab_size: int, recipe: PretrainingRecipe) -> BertC
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = PretrainingRecipe()
     parser = argparse.ArgumentParser(
-        prog="python -m bertedu.pretrain",
+        prog="python -m bertedu.run_pretraining",
         description="Pretrain a BERT (masked LM + next-sentence prediction) and save it in the "
                     "Hugging Face layout. Defaults are the book's CPU recipe on WikiText-2.")
     parser.add_argument("--output-dir", required=True, help="folder for the model, vocabulary, checkpoint and history")
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
         (output_dir / "run.json").write_text(json.dumps(run_record(argv_given, args), indent=1))
     history = train(model, data["train_dataset"], config, collate_fn=data["train_dataset"].collate,
                     loss_fn=pretraining_loss,
-                    eval_fn=lambda m: evaluate_pretraining(m, data["eval_dataset"]),
+                    eval_fn=lambda m, step: evaluate_pretraining(m, data["eval_dataset"]),
                     resume_from=output_dir if args.resume else None)  # a folder: falls back to the previous
 
     # 4. The result, in the Hugging Face layout.
@@ -263,7 +263,7 @@ def run_record(argv: list[str], args: argparse.Namespace) -> dict:
             return ""
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     launcher = "python" if processes == 1 else f"torchrun --standalone --nproc_per_node={processes}"
-    return {"command": f"{launcher} -m bertedu.pretrain " + " ".join(argv), "processes": processes, "seed": args.seed,
+    return {"command": f"{launcher} -m bertedu.run_pretraining " + " ".join(argv), "processes": processes, "seed": args.seed,
             "commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "bertedu")),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
