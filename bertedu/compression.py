@@ -35,6 +35,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .batching import eval_mode
 from .pooling import ColumnsDataset
 from .model import BertModel
 
@@ -277,9 +278,7 @@ def latency_per_batch(model: nn.Module, batch: dict, repeats: int = 5, warmup: i
     if not isinstance(batch, dict) or "input_ids" not in batch:
         raise ValueError("batch must be a dict of model inputs with at least input_ids, e.g. a collated batch")
     batch = {k: v for k, v in batch.items() if k != "labels"}
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for _ in range(warmup):
             model(**batch)
         times = []
@@ -287,8 +286,6 @@ def latency_per_batch(model: nn.Module, batch: dict, repeats: int = 5, warmup: i
             start = time.perf_counter()
             model(**batch)
             times.append(time.perf_counter() - start)
-    finally:
-        model.train(was_training)
     return statistics.median(times)
 
 

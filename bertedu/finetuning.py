@@ -7,14 +7,13 @@ STS-B. What sits between the dataset records and `bertedu.training.train`:
   sentence, `[CLS] A [SEP] B [SEP]` for a pair (Devlin et al. 2019, figure 4). Each item has
   a class id (`num_labels >= 2`, cross-entropy) or a real-valued target (`num_labels == 1`,
   regression with mean squared error, as STS-B), the convention of `BertConfig.num_labels`.
-- Dynamic padding: `collate_classification` pads a batch only to its own longest example,
-  not to a fixed `max_length`. Most SST-2 sentences are short, so a batch padded to 128
-  would be mostly `[PAD]`, which the encoder still computes.
-- Length-grouped batches: `LengthGroupedBatches` is a drop-in for
-  `bertedu.training.batch_indices` that puts examples of similar length into the same
-  batch, so that little padding is left at all. Its batches are still random (a shuffled
-  pool is sorted, cut into batches, and the batches shuffled again), and, like
-  `batch_indices`, a pure function of the step, so a resumed run draws the same batches.
+- Dynamic padding: `collate_classification` (`bertedu.batching.pad_collate`) pads a batch
+  only to its own longest example, not to a fixed `max_length`. Most SST-2 sentences are
+  short, so a batch padded to 128 would be mostly `[PAD]`, which the encoder still computes.
+- Length-grouped batches: the dataset has `lengths`, so `train` draws its batches with
+  `bertedu.batching.LengthGroupedBatches`, which puts examples of similar length into the
+  same batch, so that little padding is left at all (re-exported here with `pad_sequences`,
+  `sorted_batches`, `padding_fraction`).
 - `predict_logits` runs a model over a dataset for evaluation, in length-sorted batches.
 - `majority_class` (the baseline every score is read against) and `confident_mistakes`
   (the wrong predictions the model was surest of, where error analysis starts).
@@ -35,63 +34,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .training import derive_seed, steps_per_epoch, to_device
-
-
-# ---------------------------------------------------------------------------------------
-# Padding
-# ---------------------------------------------------------------------------------------
-def pad_sequences(sequences: Sequence[Sequence[int] | torch.Tensor], padding_value: int) -> torch.Tensor:
-    """Stack 1-D sequences of different lengths into one LongTensor, padded on the right.
-
-    Example:
-        >>> pad_sequences([[5, 6, 7], [8]], padding_value=0)
-        tensor([[5, 6, 7],
-                [8, 0, 0]])
-
-    Args:
-        sequences: `B` lists (or 1-D tensors) of ints.
-        padding_value: what fills the positions after each sequence's end.
-
-    Returns:
-        LongTensor of shape `[B, T]`, `T` the longest length.
-    """
-    if len(sequences) == 0:
-        raise ValueError("cannot pad an empty list of sequences: a batch needs at least one example")
-    B, T = len(sequences), max(len(s) for s in sequences)
-    out = torch.full((B, T), padding_value, dtype=torch.long)
-    for b, sequence in enumerate(sequences):
-        if len(sequence) == 0:
-            continue  # all padding
-        try:
-            ids = torch.as_tensor(sequence)
-        except (TypeError, ValueError, RuntimeError):
-            ids = None
-        if ids is None or ids.dim() != 1 or ids.is_floating_point() or ids.is_complex():
-            raise TypeError(f"sequences[{b}] must be a flat list (or 1-D tensor) of integer token ids, "
-                            f"got {sequence!r:.80}")
-        out[b, : len(ids)] = ids
-    return out
-
-
-def pad_inputs(items: list[dict], pad_token_id: int) -> dict:
-    """Pad the encoder inputs of a batch to its longest example (dynamic padding).
-
-    Returns:
-        `input_ids` (padded with `pad_token_id`), `token_type_ids` and `attention_mask`
-        (1 = token, 0 = padding): LongTensors `[B, max T_i]`.
-    """
-    if len(items) == 0:
-        raise ValueError("cannot collate an empty list of examples")
-    return {
-        "input_ids": pad_sequences([item["input_ids"] for item in items], pad_token_id),
-        "token_type_ids": pad_sequences([item["token_type_ids"] for item in items], 0),
-        "attention_mask": pad_sequences([[1] * len(item["input_ids"]) for item in items], 0),
-    }
+# The batching names chapters 7-14 import from here; they live in bertedu.batching.
+from .batching import (LengthGroupedBatches, model_device, pad_collate, pad_sequences,  # noqa: F401
+                       padding_fraction, predict, sorted_batches)
 
 
 def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Pad a list of `SequenceClassificationDataset` items to the longest one (dynamic padding).
+    """Pad a list of `SequenceClassificationDataset` items to the longest one (dynamic padding):
+    `bertedu.batching.pad_collate`.
 
     Padding gets `pad_token_id`, token type 0 and attention 0, so the encoder ignores it.
 
@@ -101,23 +51,10 @@ def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
         pad_token_id: the `[PAD]` id (`tokenizer.pad_token_id`, 0 in BERT's vocabularies).
 
     Returns:
-        `input_ids`, `token_type_ids`, `attention_mask`: LongTensors `[B, T]` with
+        `input_ids`, `attention_mask`, `token_type_ids`: LongTensors `[B, T]` with
         `T = max T_i`; `labels`: `[B]` if the items have labels.
     """
-    batch = pad_inputs(items, pad_token_id)
-    labels = stack_labels(items)
-    if labels is not None:
-        batch["labels"] = labels
-    return batch
-
-
-def stack_labels(items: Sequence[dict]) -> torch.Tensor | None:
-    """The items' 0-dim `labels` stacked into `[B]`, or None if no item has one; a batch
-    where only some items have labels is refused."""
-    with_labels = sum("labels" in item for item in items)
-    if with_labels not in (0, len(items)):
-        raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")
-    return torch.stack([item["labels"] for item in items]) if with_labels else None
+    return pad_collate(items, pad_token_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,120 +176,14 @@ class SequenceClassificationDataset:
 
 
 # ---------------------------------------------------------------------------------------
-# Batches of similar length
-# ---------------------------------------------------------------------------------------
-class LengthGroupedBatches:
-    """Training batches of examples of similar length: a drop-in for `training.batch_indices`.
-
-    `batches(step, num_examples, batch_size, seed) -> (indices, epoch)` has the signature
-    and the contract of `bertedu.training.batch_indices`: epoch e holds `num_examples //
-    batch_size` batches drawn without replacement, and batch k of epoch e depends only on
-    `(k, e, seed)`. Only which examples meet in a batch changes. For epoch e:
-
-    1. shuffle all examples with the permutation `batch_indices` uses, and drop its last
-       `num_examples % batch_size` (the same examples `batch_indices` drops);
-    2. cut the rest into pools of `pool_batches * batch_size` examples and sort each pool
-       by length (a stable sort: equal lengths stay in random order);
-    3. cut every pool into batches, then shuffle the order of all the epoch's batches, so
-       that training does not meet the short batches first and the long ones last.
-
-    A larger pool gives batches of more uniform length but less variety in which
-    examples meet; Hugging Face's `group_by_length` sorts pools of up to 50 batches too.
-
-    Example:
-        >>> train(model, train_set, config, collate_fn=train_set.collate,
-        ...       batch_fn=LengthGroupedBatches(train_set.lengths))
-        >>> batches = LengthGroupedBatches(train_set.lengths)
-        >>> indices, epoch = batches(step=0, num_examples=len(train_set), batch_size=32, seed=0)
-        >>> [train_set.lengths[i] for i in indices]  # e.g. [21, 21, ..., 22, 22]: one or two lengths
-
-    Args:
-        lengths: the token count of every example of the dataset, `[N]`.
-        pool_batches: how many batches are sorted together.
-    """
-
-    def __init__(self, lengths: Sequence[int], pool_batches: int = 50):
-        if len(lengths) == 0:
-            raise ValueError("lengths is empty: pass dataset.lengths of a non-empty dataset")
-        if isinstance(pool_batches, bool) or not isinstance(pool_batches, int) or pool_batches < 1:
-            raise ValueError(f"pool_batches must be a positive int, got {pool_batches!r}")
-        self.lengths = [int(n) for n in lengths]
-        self.pool_batches = pool_batches
-        self._cache_key, self._cache = None, None  # the batches of the last epoch computed
-
-    def __call__(self, step: int, num_examples: int, batch_size: int, seed: int) -> tuple[list[int], int]:
-        if num_examples != len(self.lengths):
-            raise ValueError(f"these batches were built for {len(self.lengths)} lengths, but the dataset has "
-                             f"{num_examples} examples: build LengthGroupedBatches(dataset.lengths) for it")
-        epoch, k = divmod(step, steps_per_epoch(num_examples, batch_size))
-        return list(self.epoch_batches(epoch, batch_size, seed)[k]), epoch
-
-    def epoch_batches(self, epoch: int, batch_size: int, seed: int) -> list[list[int]]:
-        """All batches of epoch `epoch`, in the order training takes them."""
-        key = (epoch, batch_size, seed)
-        if key != self._cache_key:  # computed once per epoch, not once per step
-            N = len(self.lengths)
-            kept = steps_per_epoch(N, batch_size) * batch_size
-            # 1. The permutation of batch_indices, without the remainder it drops.
-            order = torch.randperm(N, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
-            order = order[:kept].tolist()
-            # 2. Sort each pool by length. 3. Cut into batches.
-            pool = self.pool_batches * batch_size
-            batches = []
-            for start in range(0, kept, pool):
-                by_length = sorted(order[start:start + pool], key=lambda i: self.lengths[i])
-                batches += [by_length[j:j + batch_size] for j in range(0, len(by_length), batch_size)]
-            # 3. Shuffle the batches (a seed of its own, distinct from step 1's).
-            shuffle = torch.randperm(len(batches), generator=torch.Generator().manual_seed(derive_seed(seed, epoch, 1)))
-            self._cache_key, self._cache = key, [batches[b] for b in shuffle.tolist()]
-        return self._cache
-
-
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices `0..N-1` sorted by length and cut into batches, for evaluation (no randomness).
-
-    Example:
-        >>> sorted_batches([5, 2, 9, 2], batch_size=2)
-        [[1, 3], [0, 2]]
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
-    """Share of the positions of padded batches that are `[PAD]`.
-
-    Each batch is padded to its longest member (`collate_classification`), so it holds
-    `len(batch) * max length` positions, of which `sum of lengths` are real tokens.
-
-    Example:
-        >>> padding_fraction([5, 2, 9, 2], [[0, 1], [2, 3]])  # 1 - (5+2+9+2) / (2*5 + 2*9)
-        0.3571428571428571
-    """
-    if len(batches) == 0:
-        raise ValueError("batches is empty")
-    real = sum(lengths[i] for batch in batches for i in batch)
-    total = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
-    return 1 - real / total
-
-
-# ---------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter."""
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
 def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, batch_size: int = 64) -> torch.Tensor:
     """The model's `logits` for every example, in dataset order.
 
-    Examples are fed in length-sorted batches (`sorted_batches`), so little padding is
-    computed; the rows are put back in dataset order. The model is put in eval mode (no
-    dropout) and given back in the mode it came in. Labels are not passed to the model.
+    Examples are fed in length-sorted batches (`bertedu.batching.predict`), so little
+    padding is computed; the rows are put back in dataset order. The model is put in eval
+    mode (no dropout) and given back in the mode it came in. Labels are not passed to the model.
 
     Args:
         model: e.g. a `BertForSequenceClassification`.
@@ -364,19 +195,8 @@ def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, bat
         FloatTensor `[N, num_labels]` on the CPU; `logits.argmax(-1)` are the predicted
         classes, or `logits[:, 0]` the predicted scores of a regression head.
     """
-    device, was_training = model_device(model), model.training
-    model.eval()
-    rows = [None] * len(dataset)
-    try:
-        for indices in sorted_batches(dataset.lengths, batch_size):
-            batch = dataset.collate([dataset[i] for i in indices])
-            batch.pop("labels", None)
-            logits = model(**to_device(batch, device)).logits.float().cpu()  # (B, num_labels)
-            for i, row in zip(indices, logits):
-                rows[i] = row
-    finally:
-        model.train(was_training)
-    return torch.stack(rows)
+    rows = predict(model, dataset, lambda model, batch: model(**batch).logits.float(), batch_size)
+    return torch.stack(rows)  # (N, num_labels)
 
 
 # ---------------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .batching import eval_mode
+
 __all__ = ["GenerationStep", "mask_schedule", "mask_predict", "left_to_right", "pseudo_log_likelihood"]
 
 
@@ -143,7 +145,7 @@ def mask_predict(model, tokenizer, length: int, *, prompt: str = "", suffix: str
     ids = template.clone()                                            # (T,)
     probabilities = torch.where(slots, 0.0, 1.0)                      # (T,)
     steps = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for t, n in enumerate(schedule):
             if t == 0:
                 chosen = slot_positions
@@ -187,7 +189,7 @@ def left_to_right(model, tokenizer, length: int, *, prompt: str = "", suffix: st
     template, slots = _template(model, tokenizer, length, prompt, suffix, temperature, top_k)
     start = int(slots.nonzero()[0])                                   # first slot: after [CLS] prompt
     steps = []
-    with _eval_mode(model):
+    with eval_mode(model):
         if future_masks:
             ids = template.clone()
             probabilities = torch.where(slots, 0.0, 1.0)
@@ -251,7 +253,7 @@ def pseudo_log_likelihood(model, tokenizer, text: str, *, prompt: str = "",
     rows = ids.repeat(len(positions), 1)                                 # (n, T)
     rows[torch.arange(len(positions)), positions] = tokenizer.mask_token_id  # row i masks piece i
     scores = []
-    with _eval_mode(model):
+    with eval_mode(model):
         for start in range(0, len(positions), batch_size):
             chunk = slice(start, start + batch_size)
             logits = model(rows[chunk]).logits                           # (b, T, V)
@@ -314,21 +316,3 @@ def _predict(model, tokenizer, input_ids, masked, temperature, top_k, generator)
         sample_probs = scaled.softmax(dim=-1)
         new_ids = torch.multinomial(sample_probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
     return new_ids, probs.gather(1, new_ids[:, None]).squeeze(1)
-
-
-class _eval_mode:
-    """`with _eval_mode(model):` dropout off and no gradients, then the model's mode back."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.was_training = self.model.training
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was_training)
-        self.no_grad.__exit__(*exc)
-        return False

@@ -45,9 +45,8 @@ import torch
 from torch import nn
 
 from .data import CONLL_NER_LABELS
-from .finetuning import model_device, pad_inputs, pad_sequences, sorted_batches
+from .batching import eval_mode, model_device, pad_collate, pad_sequences, predict, sorted_batches, to_device
 from .heads import IGNORE_INDEX, HeadOutput
-from .training import to_device
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,19 +188,13 @@ def word_tags(piece_predictions: Sequence[int] | torch.Tensor, word_ids: Sequenc
 # Dataset and batches
 # ---------------------------------------------------------------------------------------
 def collate_token_classification(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Pad `NerDataset` items to the longest one; padded labels are -100.
+    """Pad `NerDataset` items to the longest one (`bertedu.batching.pad_collate`); padded labels are -100.
 
     Returns:
-        `input_ids`, `token_type_ids`, `attention_mask` and (if the items have them)
+        `input_ids`, `attention_mask`, `token_type_ids` and (if the items have them)
         `labels`, all LongTensors `[B, T]`.
     """
-    batch = pad_inputs(items, pad_token_id)
-    with_labels = sum("labels" in item for item in items)
-    if with_labels not in (0, len(items)):
-        raise ValueError(f"{with_labels} of the {len(items)} items have labels: a batch needs all or none")
-    if with_labels:
-        batch["labels"] = pad_sequences([item["labels"] for item in items], IGNORE_INDEX)
-    return batch
+    return pad_collate(items, pad_token_id)
 
 
 class NerDataset:
@@ -286,7 +279,6 @@ class NerDataset:
         return collate_token_classification(items, self.pad_token_id)
 
 
-@torch.no_grad()
 def predict_tags(model: nn.Module, dataset: NerDataset, batch_size: int = 64) -> list[list[str]]:
     """Tag every sentence of `dataset`: one IOB2 tag per word, in dataset order.
 
@@ -297,21 +289,10 @@ def predict_tags(model: nn.Module, dataset: NerDataset, batch_size: int = 64) ->
         A list of `N` tag lists, sentence i with `dataset.num_words[i]` tags; ready for
         `bertedu.metrics.entity_scores(dataset.tags, predictions)`.
     """
-    device, was_training = model_device(model), model.training
-    model.eval()
-    tags = [None] * len(dataset)
-    try:
-        for indices in sorted_batches(dataset.lengths, batch_size):
-            batch = dataset.collate([dataset[i] for i in indices])
-            batch.pop("labels", None)
-            predictions = model(**to_device(batch, device)).logits.argmax(-1).cpu()  # (B, T)
-            for b, i in enumerate(indices):
-                T = dataset.lengths[i]
-                tags[i] = word_tags(predictions[b, :T], dataset.word_ids[i], dataset.label_names,
-                                    dataset.num_words[i])
-    finally:
-        model.train(was_training)
-    return tags
+    predictions = predict(model, dataset, lambda model, batch: model(**batch).logits.argmax(-1), batch_size)
+    return [word_tags(predicted[:T], word_ids, dataset.label_names, num_words)  # predicted: (T_batch,)
+            for predicted, T, word_ids, num_words in zip(predictions, dataset.lengths, dataset.word_ids,
+                                                         dataset.num_words)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,7 +325,6 @@ def word_shape(word: str) -> int:
     return 1 if letters[0].isupper() else 3
 
 
-@torch.no_grad()
 def extract_word_features(encoder: nn.Module, dataset: NerDataset, batch_size: int = 64,
                           dtype: torch.dtype = torch.float16) -> list[torch.Tensor]:
     """Run a frozen encoder once and keep every layer's vector at each word's first piece.
@@ -365,10 +345,9 @@ def extract_word_features(encoder: nn.Module, dataset: NerDataset, batch_size: i
         a piece (cut off by `max_length`) gets zeros.
     """
     encoder = getattr(encoder, "bert", encoder)
-    device, was_training = model_device(encoder), encoder.training
-    encoder.eval()
+    device = model_device(encoder)
     features = [None] * len(dataset)
-    try:
+    with eval_mode(encoder):  # not `predict`: keeping every batch's [B, L+1, T, H] would not fit
         for indices in sorted_batches(dataset.lengths, batch_size):
             batch = dataset.collate([dataset[i] for i in indices])
             batch.pop("labels", None)
@@ -383,8 +362,6 @@ def extract_word_features(encoder: nn.Module, dataset: NerDataset, batch_size: i
                         words[:, w] = hidden[b, :, t]
                         seen.add(w)
                 features[i] = words
-    finally:
-        encoder.train(was_training)
     return features
 
 
@@ -595,19 +572,8 @@ class FeatureTagger(nn.Module):
         return HeadOutput(loss=loss, logits=logits)
 
 
-@torch.no_grad()
 def predict_feature_tags(tagger: nn.Module, dataset: WordFeatureDataset, batch_size: int = 128) -> list[list[str]]:
     """Tag every sentence of a `WordFeatureDataset` with a `FeatureTagger`: N tag lists."""
-    device, was_training = model_device(tagger), tagger.training
-    tagger.eval()
-    tags = [None] * len(dataset)
-    try:
-        for indices in sorted_batches(dataset.lengths, batch_size):
-            batch = dataset.collate([dataset[i] for i in indices])
-            batch.pop("labels", None)
-            predictions = tagger(**to_device(batch, device)).logits.argmax(-1).cpu()  # (B, W)
-            for b, i in enumerate(indices):
-                tags[i] = [dataset.label_names[p] for p in predictions[b, : dataset.lengths[i]].tolist()]
-    finally:
-        tagger.train(was_training)
-    return tags
+    predictions = predict(tagger, dataset, lambda tagger, batch: tagger(**batch).logits.argmax(-1), batch_size)
+    return [[dataset.label_names[p] for p in predicted[:W].tolist()]  # predicted: (W_batch,)
+            for predicted, W in zip(predictions, dataset.lengths)]

@@ -32,7 +32,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .finetuning import majority_class, pad_sequences, stack_labels
+from .batching import eval_mode, model_device, pad_collate
+from .finetuning import majority_class
 from .heads import HeadOutput
 from .metrics import accuracy
 from .pooling import mean_pool
@@ -52,7 +53,6 @@ def _check_sentences(sentences, name: str) -> list[str]:
     return list(sentences)
 
 
-@torch.no_grad()
 def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch_size: int = 64,
                     max_length: int = 128) -> torch.Tensor:
     """One mean-pooled vector per sentence, each sentence read alone.
@@ -75,10 +75,9 @@ def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     distinct = sorted(set(sentences), key=lambda s: (len(s), s))  # similar lengths meet in a batch
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()
+    device = model_device(model)
     vectors = {}
-    try:
+    with eval_mode(model):
         for start in range(0, len(distinct), batch_size):
             chunk = distinct[start:start + batch_size]
             batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -86,8 +85,6 @@ def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch
             hidden = model(**batch).last_hidden_state  # (B, T, H)
             pooled = mean_pool(hidden, batch["attention_mask"]).float().cpu()  # (B, H)
             vectors.update(zip(chunk, pooled))
-    finally:
-        model.train(was_training)
     return torch.stack([vectors[s] for s in sentences])  # (N, H)
 
 
@@ -188,23 +185,13 @@ class SentencePairDataset:
         return dict(self.items[i])
 
     def collate(self, items: Sequence[dict]) -> dict:
-        """Pad each side to its longest sentence.
+        """Pad each side to its longest sentence (`bertedu.batching.pad_collate`).
 
         Returns:
             `input_ids_a`, `attention_mask_a`: LongTensors `[B, Ta]`; `input_ids_b`,
             `attention_mask_b`: `[B, Tb]`; `labels`: FloatTensor `[B]` if the items have labels.
         """
-        if len(items) == 0:
-            raise ValueError("cannot collate an empty list of pairs")
-        batch = {}
-        for side in ("a", "b"):
-            ids = [item[f"input_ids_{side}"] for item in items]
-            batch[f"input_ids_{side}"] = pad_sequences(ids, self.pad_token_id)
-            batch[f"attention_mask_{side}"] = pad_sequences([[1] * len(x) for x in ids], 0)
-        labels = stack_labels(items)
-        if labels is not None:
-            batch["labels"] = labels
-        return batch
+        return pad_collate(items, self.pad_token_id)
 
 
 class BiEncoderForSimilarity(nn.Module):

@@ -38,8 +38,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .finetuning import model_device, pad_inputs, sorted_batches
-from .training import to_device
+from .batching import pad_collate, predict
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,20 +263,13 @@ class QADataset:
 
 
 def collate_qa(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Pad `QADataset` items to the longest one.
+    """Pad `QADataset` items to the longest one (`bertedu.batching.pad_collate`).
 
     Returns:
-        `input_ids`, `token_type_ids`, `attention_mask`: LongTensors `[B, T]`; and, when the
+        `input_ids`, `attention_mask`, `token_type_ids`: LongTensors `[B, T]`; and, when the
         items have them, `start_positions`, `end_positions`: `[B]`.
     """
-    batch = pad_inputs(items, pad_token_id)
-    with_positions = sum("start_positions" in item for item in items)
-    if with_positions not in (0, len(items)):
-        raise ValueError(f"{with_positions} of the {len(items)} items have answer positions: a batch needs all or none")
-    if with_positions:
-        batch["start_positions"] = torch.stack([item["start_positions"] for item in items])
-        batch["end_positions"] = torch.stack([item["end_positions"] for item in items])
-    return batch
+    return pad_collate(items, pad_token_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -379,7 +371,6 @@ def decode_answers(dataset: QADataset, start_logits: Sequence[torch.Tensor], end
     return answers
 
 
-@torch.no_grad()
 def qa_logits(model: nn.Module, dataset: QADataset, batch_size: int = 32,
               forward: Callable[[dict], tuple[torch.Tensor, torch.Tensor]] | None = None,
               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -404,22 +395,10 @@ def qa_logits(model: nn.Module, dataset: QADataset, batch_size: int = 32,
         def forward(batch):
             out = model(**batch)
             return out.start_logits, out.end_logits
-    device, was_training = model_device(model), model.training
-    model.eval()
-    starts, ends = [None] * len(dataset), [None] * len(dataset)
-    try:
-        for indices in sorted_batches(dataset.lengths, batch_size):
-            batch = dataset.collate([dataset[f] for f in indices])
-            batch.pop("start_positions", None)
-            batch.pop("end_positions", None)
-            start_logits, end_logits = forward(to_device(batch, device))
-            for b, f in enumerate(indices):
-                T = dataset.lengths[f]
-                starts[f] = start_logits[b, :T].float().cpu()
-                ends[f] = end_logits[b, :T].float().cpu()
-    finally:
-        model.train(was_training)
-    return starts, ends
+    rows = predict(model, dataset, lambda model, batch: torch.stack(forward(batch), dim=-1).float(),
+                   batch_size)  # N rows (T_batch, 2): start and end logits
+    return ([row[:T, 0].clone() for row, T in zip(rows, dataset.lengths)],
+            [row[:T, 1].clone() for row, T in zip(rows, dataset.lengths)])
 
 
 def predict_answers(model: nn.Module, dataset: QADataset, batch_size: int = 32,

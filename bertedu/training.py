@@ -62,6 +62,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .batching import (LengthGroupedBatches, batch_indices, derive_seed, eval_mode,  # noqa: F401
+                       steps_per_epoch, to_device)
 from .checkpoints import atomic_write, remove_stale_temporaries
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -180,17 +182,6 @@ class History:
 # ---------------------------------------------------------------------------------------
 # The pieces: seeds, schedule, optimizer, batches
 # ---------------------------------------------------------------------------------------
-def derive_seed(*numbers: int) -> int:
-    """Combine integers into one seed: `derive_seed(seed, epoch)` differs for every epoch.
-
-    Arithmetic, not Python's `hash`, so every process and every run computes the same value.
-    """
-    seed = 0
-    for n in numbers:
-        seed = (seed * 1_000_003 + int(n)) % (2**63)
-    return seed
-
-
 def set_seed(seed: int) -> None:
     """Seed Python's and torch's generators (CPU and every GPU); call it before building a model."""
     random.seed(seed)
@@ -331,26 +322,6 @@ def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float,
             for depth, params in sorted(by_depth.items())]
 
 
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-    """Full global batches in one pass over the data (a last, smaller batch is dropped)."""
-    if num_examples < batch_size:
-        raise ValueError(f"the dataset has {num_examples} examples, fewer than batch_size={batch_size}")
-    return num_examples // batch_size
-
-
-def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> tuple[list[int], int]:
-    """The example indices of global batch number `step`, and its epoch.
-
-    Epoch e visits the examples in the order of a permutation seeded by `(seed, e)`. The
-    batch depends on the step alone, so a resumed run draws exactly the batches the
-    uninterrupted run would have drawn.
-    """
-    per_epoch = steps_per_epoch(num_examples, batch_size)
-    epoch, k = divmod(step, per_epoch)
-    order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
-    return order[k * batch_size:(k + 1) * batch_size].tolist(), epoch
-
-
 def default_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     """The loss every bertedu head computes when given labels: `model(**batch).loss`."""
     loss = model(**batch).loss
@@ -444,11 +415,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
-            for k, v in batch.items()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -621,29 +587,36 @@ def copy_checkpoint_into(state: dict, model: nn.Module, optimizer: torch.optim.O
 # The loop
 # ---------------------------------------------------------------------------------------
 def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
-          collate_fn: Callable[[list], dict],
-          eval_fn: Callable[[nn.Module], dict] | None = None,
+          collate_fn: Callable[[list], dict] | None = None,
+          eval_fn: Callable[[nn.Module, int], dict] | None = None,
           loss_fn: Callable[[nn.Module, dict], torch.Tensor] = default_loss,
-          batch_fn: Callable[[int, int, int, int], tuple[list[int], int]] = batch_indices,
+          batch_fn: Callable[[int, int, int, int], tuple[list[int], int]] | None = None,
           resume_from: str | Path | None = None,
           parameter_groups: Sequence[dict] | None = None) -> History:
     """Train `model` on `dataset` for `config.max_steps` optimizer updates.
 
+    Example:
+        >>> history = train(model, train_set, TrainingConfig(max_steps=500, learning_rate=1e-4))
+
     Args:
         model: any `nn.Module`; with the default `loss_fn`, `model(**batch).loss` is minimised.
-        dataset: a sequence of examples (`len` and `dataset[i]`). If it has `set_epoch(e)`,
+        dataset: a sequence of examples (`len` and `dataset[i]`), usually following the
+            protocol of `bertedu.batching` (`lengths`, `collate`). If it has `set_epoch(e)`,
             it is called when epoch e starts (dynamic masking uses it).
         config: a `TrainingConfig`.
         collate_fn: turns a list of examples into a dict of tensors, e.g. `{"input_ids":
-            [B, T], "attention_mask": [B, T], "labels": ...}`.
-        eval_fn: `eval_fn(model) -> {"name": value}`, called with the model in eval mode and
-            gradients off, every `config.eval_every` steps and after the last step (on the
-            first process only). It does not disturb the training's random numbers.
+            [B, T], "attention_mask": [B, T], "labels": ...}`; default `dataset.collate`.
+        eval_fn: `eval_fn(model, step) -> {"name": value}`, `step` the updates done so far,
+            called with the model in eval mode and gradients off, every `config.eval_every`
+            steps and after the last step (on the first process only). It does not disturb
+            the training's random numbers.
         loss_fn: `loss_fn(model, batch) -> scalar loss`; default `model(**batch).loss`.
         batch_fn: `batch_fn(step, num_examples, batch_size, seed) -> (indices, epoch)`, the
-            global batch of each step; default `batch_indices` (random batches). It must be a
-            pure function of the step, so that resuming draws the same batches, e.g.
-            `finetuning.LengthGroupedBatches(dataset.lengths)` (examples of similar length).
+            global batch of each step. It must be a pure function of the step, so that
+            resuming draws the same batches. Default: `LengthGroupedBatches(dataset.lengths)`
+            (random batches of examples of similar length) when the dataset has `lengths`,
+            else `batch_indices` (random batches); pass `batch_fn=batch_indices` to get
+            random batches of any dataset.
         resume_from: a checkpoint file, or a run folder holding `checkpoint.pt`, to continue.
             The run continues exactly; its settings (`RESUME_MUST_MATCH`) must be the same.
             A damaged file is refused; given a folder, a damaged newest checkpoint falls back
@@ -659,37 +632,23 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     """
     if len(dataset) == 0:
         raise ValueError("the dataset is empty")
+    collate_fn, batch_fn = default_batching(dataset, collate_fn, batch_fn)
     rank, local_rank, world_size = distributed_setup()
     device = pick_device(config.device, local_rank)
-    micro_batches = world_size * config.gradient_accumulation_steps
-    if config.batch_size % micro_batches:
+    accumulation = config.gradient_accumulation_steps
+    if config.batch_size % (world_size * accumulation):
         raise ValueError(f"batch_size={config.batch_size} must divide evenly into world_size="
-                         f"{world_size} x gradient_accumulation_steps={config.gradient_accumulation_steps}")
+                         f"{world_size} x gradient_accumulation_steps={accumulation}")
     steps_per_epoch(len(dataset), config.batch_size)  # fail now if the data is too small
     amp = use_mixed_precision(config.mixed_precision, device)
     first = rank == 0
 
     model.to(device)
     optimizer = make_optimizer(model, config, parameter_groups)
-    history, first_step = History(), 0
     set_seed(derive_seed(config.seed, rank))  # dropout differs between processes, as it should
+    history, first_step = History(), 0
     if resume_from is not None:
-        state = read_checkpoint(resume_from)  # checksum verified; may fall back to the previous one
-        saved = state["config"]  # the settings first: a refusal copies nothing
-        changed = {k: (saved.get(k), getattr(config, k)) for k in RESUME_MUST_MATCH
-                   if saved.get(k) != getattr(config, k)}
-        if changed:
-            raise ValueError(f"cannot resume {resume_from}: settings differ from the saved run "
-                             f"(saved, now): {changed}; resume with the same settings, or start a "
-                             "new run from the saved model")
-        copy_checkpoint_into(state, model, optimizer, source=resume_from)
-        first_step = state["step"]
-        history = History(train=list(state["history"]["train"]), eval=list(state["history"]["eval"]))
-        if len(state["rng"]) == world_size:
-            set_rng_state(state["rng"][rank])
-        else:
-            warnings.warn(f"the checkpoint was written by {len(state['rng'])} processes, this run has "
-                          f"{world_size}: dropout will draw different numbers than the original run")
+        history, first_step = resume(resume_from, model, optimizer, config, rank, world_size)
     # The forward pass, loss included, as one module: DDP must see the whole forward to
     # average the gradients of all processes during backward(). DDP also copies process 0's
     # parameters to the others at construction, so every process starts equal.
@@ -700,10 +659,7 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
     last_step = config.max_steps if config.stop_after is None else config.stop_after
     start_seconds = time.perf_counter() - (history.train[-1]["seconds"] if history.train else 0.0)
     epoch_seen = None
-    bar = None
-    if config.progress_bar and first:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=last_step, initial=first_step, desc="training", dynamic_ncols=True)
+    bar = progress_bar(first_step, last_step) if config.progress_bar and first else None
 
     model.train()
     for step in range(first_step, last_step):  # step = updates done so far
@@ -722,31 +678,24 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
 
         # 3. Forward and backward over the micro-batches; the gradients add up.
         loss_sum, tokens = 0.0, 0
-        for m in range(config.gradient_accumulation_steps):
-            batch = to_device(collate_fn([dataset[i] for i in share[m::config.gradient_accumulation_steps]]), device)
+        for m in range(accumulation):
+            batch = to_device(collate_fn([dataset[i] for i in share[m::accumulation]]), device)
             tokens += count_tokens(batch)
-            last = m == config.gradient_accumulation_steps - 1
             # DDP would average gradients after every backward; only the last one needs it
-            sync = contextlib.nullcontext() if last or world_size == 1 else forward.no_sync()
-            with sync:
+            last = m == accumulation - 1
+            with contextlib.nullcontext() if last or world_size == 1 else forward.no_sync():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     loss = forward(batch)
-                (loss / config.gradient_accumulation_steps).backward()
+                (loss / accumulation).backward()
             loss_sum += loss.item()
-        loss_value = loss_sum / config.gradient_accumulation_steps
-        if world_size > 1:  # report the mean over processes, the loss of the whole batch
-            totals = torch.tensor([loss_value, tokens], dtype=torch.float64, device=device)
-            dist.all_reduce(totals)
-            loss_value, tokens = totals[0].item() / world_size, int(totals[1].item())
+        loss_value, tokens = mean_over_processes(loss_sum / accumulation, tokens, device, world_size)
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"the loss is {loss_value} at step {step + 1}: lower the learning "
                                      "rate, or check the labels (a batch with no labelled position has no loss)")
 
-        # 4. Clip the gradient norm, update, clear the gradients.
-        if config.max_grad_norm is not None:
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm).item()
-        else:  # an infinite max_norm only measures
-            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), float("inf")).item()
+        # 4. Clip the gradient norm (no limit: only measure it), update, clear the gradients.
+        max_norm = config.max_grad_norm if config.max_grad_norm is not None else float("inf")
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -757,24 +706,81 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
-        is_last = done == last_step
-        if eval_fn is not None and first and (is_last or (config.eval_every and done % config.eval_every == 0)):
-            history.eval.append({"step": done, **evaluate(model, eval_fn, device)})
+        if eval_fn is not None and first and is_due(done, config.eval_every, last_step):
+            history.eval.append({"step": done, **evaluate(model, eval_fn, device, done)})
             if bar is not None:
                 bar.write(f"step {done}: " + ", ".join(f"{k}={v:.4g}" for k, v in history.eval[-1].items()
                                                       if k != "step" and isinstance(v, (int, float))))
-        if config.output_dir is not None and (is_last or (config.save_every and done % config.save_every == 0)):
-            states = [rng_state()]
-            if world_size > 1:  # every process's generators, so each resumes its own dropout
-                states = [None] * world_size
-                dist.all_gather_object(states, rng_state())
-            if first:
-                save_checkpoint(Path(config.output_dir) / CHECKPOINT_NAME, model, optimizer, done,
-                                history, config, states)
+        if config.output_dir is not None and is_due(done, config.save_every, last_step):
+            save_run(model, optimizer, done, history, config, first, world_size)
     if bar is not None:
         bar.close()
     model.eval()
     return history
+
+
+def default_batching(dataset: Sequence, collate_fn: Callable | None, batch_fn: Callable | None) -> tuple:
+    """`(collate_fn, batch_fn)`, the defaults of `train` filled in: `dataset.collate`, and
+    `LengthGroupedBatches(dataset.lengths)` if the dataset has lengths, else `batch_indices`."""
+    if collate_fn is None and not hasattr(dataset, "collate"):
+        raise TypeError(f"a {type(dataset).__name__} has no collate method: pass collate_fn")
+    if batch_fn is None:
+        lengths = getattr(dataset, "lengths", None)
+        batch_fn = batch_indices if lengths is None else LengthGroupedBatches(lengths)
+    return (dataset.collate if collate_fn is None else collate_fn), batch_fn
+
+
+def progress_bar(first_step: int, last_step: int):
+    from tqdm.auto import tqdm
+    return tqdm(total=last_step, initial=first_step, desc="training", dynamic_ncols=True)
+
+
+def is_due(done: int, every: int | None, last_step: int) -> bool:
+    """Evaluate or save now: after every `every` updates, and after the last one."""
+    return done == last_step or bool(every and done % every == 0)
+
+
+def resume(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainingConfig,
+           rank: int, world_size: int) -> tuple[History, int]:
+    """Load a run's checkpoint into `model` and `optimizer` and this process's random-number
+    generators; return its history and the updates it had done."""
+    state = read_checkpoint(path)  # checksum verified; may fall back to the previous one
+    saved = state["config"]  # the settings first: a refusal copies nothing
+    changed = {k: (saved.get(k), getattr(config, k)) for k in RESUME_MUST_MATCH
+               if saved.get(k) != getattr(config, k)}
+    if changed:
+        raise ValueError(f"cannot resume {path}: settings differ from the saved run "
+                         f"(saved, now): {changed}; resume with the same settings, or start a "
+                         "new run from the saved model")
+    copy_checkpoint_into(state, model, optimizer, source=path)
+    if len(state["rng"]) == world_size:
+        set_rng_state(state["rng"][rank])
+    else:
+        warnings.warn(f"the checkpoint was written by {len(state['rng'])} processes, this run has "
+                      f"{world_size}: dropout will draw different numbers than the original run")
+    history = History(train=list(state["history"]["train"]), eval=list(state["history"]["eval"]))
+    return history, state["step"]
+
+
+def mean_over_processes(loss: float, tokens: int, device: torch.device, world_size: int) -> tuple[float, int]:
+    """The loss of the whole global batch (the mean over processes) and its token count (the sum)."""
+    if world_size == 1:
+        return loss, tokens
+    totals = torch.tensor([loss, tokens], dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    return totals[0].item() / world_size, int(totals[1].item())
+
+
+def save_run(model: nn.Module, optimizer: torch.optim.Optimizer, done: int, history: History,
+             config: TrainingConfig, first: bool, world_size: int) -> None:
+    """Write `output_dir/checkpoint.pt` (from the first process) with every process's generators,
+    so that each resumes its own dropout."""
+    states = [rng_state()]
+    if world_size > 1:
+        states = [None] * world_size
+        dist.all_gather_object(states, rng_state())
+    if first:
+        save_checkpoint(Path(config.output_dir) / CHECKPOINT_NAME, model, optimizer, done, history, config, states)
 
 
 class ModelWithLoss(nn.Module):
@@ -794,19 +800,15 @@ class ModelWithLoss(nn.Module):
         return self.loss_fn(self.model, batch)
 
 
-def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict], device: torch.device) -> dict:
-    """Run `eval_fn(model)` in eval mode without gradients, leaving the random state as it was,
-    so that evaluating (or not) never changes the training run."""
+def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module, int], dict], device: torch.device,
+             step: int) -> dict:
+    """Run `eval_fn(model, step)` in eval mode without gradients, leaving the random state as
+    it was, so that evaluating (or not) never changes the training run."""
     devices = [device] if device.type == "cuda" else []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            python_state = random.getstate()
-            metrics = eval_fn(model)
-            random.setstate(python_state)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.random.fork_rng(devices=devices):
+        python_state = random.getstate()
+        metrics = eval_fn(model, step)
+        random.setstate(python_state)
     if not isinstance(metrics, dict):
         raise TypeError(f"eval_fn must return a dict of metrics, got {type(metrics).__name__}")
     return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
