@@ -25,7 +25,7 @@ import torch
 import transformers
 
 import bertedu
-from bertedu import BertConfig, BertForSequenceClassification, BertModel, data, metrics
+from bertedu import BertConfig, BertForSequenceClassification, BertModel, data, datafiles, metrics
 from bertedu.checkpoints import minilm_path
 from bertedu.tokenization import BertTokenizer
 from bertedu.training import TrainingConfig, save_checkpoint, train
@@ -73,13 +73,13 @@ def copy_of(relative_path, registered=True):
     os.environ["BERTEDU_DATA"] = str(folder)
     os.environ["BERTEDU_CACHE"] = str(folder / "cache")
     if not registered:
-        data.REMOTE_FILES.pop(relative_path, None)
+        datafiles.REMOTE_FILES.pop(relative_path, None)
     return target
 
 
 def restore_registry():
     """Re-read the registry that `copy_of(..., registered=False)` edited."""
-    importlib.reload(data)
+    importlib.reload(datafiles)
 
 
 # ---------------------------------------------------------------------------------------
@@ -144,14 +144,14 @@ def _():
     folder = Path(tempfile.mkdtemp(dir=WORK))
     os.environ["BERTEDU_DATA"] = str(folder)
     os.environ["BERTEDU_CACHE"] = str(folder / "cache")
-    remote = data.RemoteFile("https://example.invalid/rte/dev.tsv", None)
-    data.REMOTE_FILES["rte/dev.tsv"] = remote
-    real_fetch = data._fetch
-    data._fetch = lambda url: (b"<!DOCTYPE html><html><body>Moved</body></html>", None)
+    remote = datafiles.RemoteFile("https://example.invalid/rte/dev.tsv", None)
+    datafiles.REMOTE_FILES["rte/dev.tsv"] = remote
+    real_fetch = datafiles._fetch
+    datafiles._fetch = lambda url: (b"<!DOCTYPE html><html><body>Moved</body></html>", None)
     try:
         result = expect_error(lambda: data.load_rte("dev"), "rte/dev.tsv", "Content-Length")
     finally:
-        data._fetch = real_fetch
+        datafiles._fetch = real_fetch
         restore_registry()
     kept = list((folder / "cache").rglob("dev.tsv")) if (folder / "cache").exists() else []
     return (result[0] if not kept else "silent wrong"), result[1]

@@ -25,6 +25,8 @@ from __future__ import annotations
 import random
 from typing import Mapping, Sequence
 
+from .checks import check_count, check_rng, check_words
+
 # Groups of words that can stand for each other in a movie review. Sentiment words stay
 # within their polarity: a synonym must not flip the label.
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -87,21 +89,6 @@ STOP_WORDS = frozenset("a an the and or but of to in on at for with by from is a
                        "it its 's this that these those i you he she we they as".split())
 
 
-def _check_words(words: Sequence[str], rng: random.Random) -> list[str]:
-    if isinstance(words, str):
-        raise TypeError("pass a list of words (sentence.split()), not a string")
-    if len(words) == 0:
-        raise ValueError("the sentence has no words: there is nothing to augment")
-    if not isinstance(rng, random.Random):
-        raise TypeError(f"rng must be a random.Random (e.g. random.Random(0)), got {type(rng).__name__}")
-    return list(words)
-
-
-def _check_count(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"the number of edits must be an integer >= 0, got {n!r}")
-
-
 def _check_probability(name: str, p: float) -> None:
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
@@ -114,8 +101,9 @@ def synonym_replacement(words: Sequence[str], n: int, rng: random.Random,
     Every occurrence of a chosen word is replaced by the same synonym (as in the paper's code).
     Fewer than `n` words change when fewer have synonyms.
     """
-    words = _check_words(words, rng)
-    _check_count(n)
+    words = check_words(words)
+    check_rng(rng)
+    check_count("the number of edits", n, minimum=0)
     candidates = sorted({w for w in words if w in synonyms and w not in STOP_WORDS})
     rng.shuffle(candidates)
     for word in candidates[:n]:
@@ -130,8 +118,9 @@ def random_insertion(words: Sequence[str], n: int, rng: random.Random,
 
     A sentence with no word in the table comes back unchanged.
     """
-    words = _check_words(words, rng)
-    _check_count(n)
+    words = check_words(words)
+    check_rng(rng)
+    check_count("the number of edits", n, minimum=0)
     for _ in range(n):
         candidates = [w for w in words if w in synonyms and w not in STOP_WORDS]
         if not candidates:
@@ -143,8 +132,9 @@ def random_insertion(words: Sequence[str], n: int, rng: random.Random,
 
 def random_swap(words: Sequence[str], n: int, rng: random.Random) -> list[str]:
     """`n` times: swap two words at random positions (a one-word sentence stays as it is)."""
-    words = _check_words(words, rng)
-    _check_count(n)
+    words = check_words(words)
+    check_rng(rng)
+    check_count("the number of edits", n, minimum=0)
     if len(words) < 2:
         return words
     for _ in range(n):
@@ -155,7 +145,8 @@ def random_swap(words: Sequence[str], n: int, rng: random.Random) -> list[str]:
 
 def random_deletion(words: Sequence[str], p: float, rng: random.Random) -> list[str]:
     """Delete each word with probability `p`; if every word would go, keep one at random."""
-    words = _check_words(words, rng)
+    words = check_words(words)
+    check_rng(rng)
     _check_probability("p", p)
     kept = [w for w in words if rng.random() >= p]
     return kept if kept else [rng.choice(words)]
@@ -187,11 +178,12 @@ def eda(sentence: str, rng: random.Random, alpha_sr: float = 0.1, alpha_ri: floa
     """
     if not isinstance(sentence, str):
         raise TypeError(f"sentence must be a string, got {type(sentence).__name__}")
-    words = _check_words(sentence.split(), rng)
+    words = check_words(sentence.split())
+    check_rng(rng)
     settings = (("alpha_sr", alpha_sr), ("alpha_ri", alpha_ri), ("alpha_rs", alpha_rs), ("p_rd", p_rd))
     for name, value in settings:
         _check_probability(name, value)
-    _check_count(num_aug)
+    check_count("num_aug", num_aug, minimum=0)
     edits = []
     if alpha_sr > 0:
         edits.append(lambda w: synonym_replacement(w, max(1, int(alpha_sr * len(w))), rng, synonyms))

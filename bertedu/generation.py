@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from .batching import eval_mode
+from .checks import check_count
 
 __all__ = ["GenerationStep", "mask_schedule", "mask_predict", "left_to_right", "pseudo_log_likelihood"]
 
@@ -100,8 +101,8 @@ def mask_schedule(length: int, iterations: int) -> list[int]:
         >>> mask_schedule(10, 4)
         [10, 7, 5, 2]
     """
-    _check_count("length", length)
-    _check_count("iterations", iterations)
+    check_count("length", length)
+    check_count("iterations", iterations)
     counts = [length] + [length * (iterations - t) // iterations for t in range(1, iterations)]
     return [n for n in counts if n > 0]
 
@@ -266,22 +267,17 @@ def pseudo_log_likelihood(model, tokenizer, text: str, *, prompt: str = "",
 # Shared pieces
 
 
-def _check_count(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-
-
 def _template(model, tokenizer, length, prompt, suffix, temperature, top_k):
     """`[CLS] prompt [MASK]*length suffix [SEP]` as ids `[T]`, and the slot positions `[T]`."""
     predictions = getattr(getattr(model, "cls", None), "predictions", None)
     if predictions is None:
         raise ValueError(f"{type(model).__name__} has no MLM head (model.cls.predictions): generate with "
                          "BertForMaskedLM or BertForPreTraining, not BertModel or a fine-tuning head")
-    _check_count("length", length)
+    check_count("length", length)
     if not isinstance(temperature, numbers.Real) or temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 = the most probable WordPiece), got {temperature!r}")
     if top_k is not None:
-        _check_count("top_k", top_k)
+        check_count("top_k", top_k)
     config = model.config
     if tokenizer.vocab_size != config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} WordPieces but the model's vocabulary has "

@@ -44,6 +44,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .checks import check_words
 from .data import CONLL_NER_LABELS
 from .batching import eval_mode, model_device, pad_collate, pad_sequences, predict, sorted_batches, to_device
 from .heads import IGNORE_INDEX, HeadOutput
@@ -52,18 +53,6 @@ from .heads import IGNORE_INDEX, HeadOutput
 # ---------------------------------------------------------------------------------------
 # Words -> pieces
 # ---------------------------------------------------------------------------------------
-def _check_words(words, name: str = "words") -> list[str]:
-    if isinstance(words, str) or not isinstance(words, Sequence):
-        raise TypeError(f"{name} must be a list of word strings, got {type(words).__name__}: "
-                        "split the sentence first, e.g. sentence.split()")
-    if len(words) == 0:
-        raise ValueError(f"{name} is empty: a sentence needs at least one word")
-    for i, word in enumerate(words):
-        if not isinstance(word, str):
-            raise TypeError(f"{name}[{i}] is a {type(word).__name__} ({word!r}), not a str")
-    return list(words)
-
-
 def encode_words(words: Sequence[str], tokenizer, max_length: int | None = None,
                  cache: dict | None = None) -> dict:
     """Tokenize a sentence given as words: `[CLS] pieces of word 0 ... [SEP]`, with `word_ids`.
@@ -91,7 +80,7 @@ def encode_words(words: Sequence[str], tokenizer, max_length: int | None = None,
         `{"input_ids": [T], "token_type_ids": [T] (all 0), "word_ids": [T]}`, lists, with
         `word_ids[t]` the index in `words` of piece t's word, None for `[CLS]` and `[SEP]`.
     """
-    words = _check_words(words)
+    words = check_words(words)
     max_length = tokenizer.model_max_length if max_length is None else max_length
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
         raise ValueError(f"max_length must be an int >= 3 ([CLS], one piece, [SEP]), got {max_length!r}")
@@ -236,7 +225,7 @@ class NerDataset:
             if ("ner_tags" in record) != labelled:
                 raise ValueError(f"records[{r}] {'lacks' if labelled else 'has'} 'ner_tags', unlike records[0]: "
                                  "give tags for every sentence or for none")
-            words = _check_words(record["tokens"], f"records[{r}]['tokens']")
+            words = check_words(record["tokens"], f"records[{r}]['tokens']")
             encoded = encode_words(words, tokenizer, max_length, cache)
             item = {"input_ids": torch.tensor(encoded["input_ids"]),
                     "token_type_ids": torch.tensor(encoded["token_type_ids"])}

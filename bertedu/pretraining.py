@@ -51,10 +51,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import BertConfig
-from .data import cache_folder
+from .datafiles import cache_folder
 from .finetuning import pad_sequences
 from .heads import IGNORE_INDEX
-from .tokenization import BertTokenizer, train_wordpiece
+from .tokenization import BertTokenizer
+from .wordpiece_trainer import train_wordpiece
 from .training import TrainingConfig, derive_seed
 
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in Google's code and transformers (d2l: the opposite)

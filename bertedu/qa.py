@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from .batching import pad_collate, predict
+from .checks import check_text
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,14 +102,6 @@ def char_span_to_token_span(offsets: Sequence[tuple[int, int] | None], start_cha
 # ---------------------------------------------------------------------------------------
 # Features
 # ---------------------------------------------------------------------------------------
-def _check_text(value, name: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{name} is empty")
-    return value
-
-
 class QADataset:
     """SQuAD-style questions as BERT features: one per passage window (see the module docstring).
 
@@ -166,8 +159,8 @@ class QADataset:
             for key in ("context", "question"):
                 if key not in example:
                     raise ValueError(f"{name} has no {key!r}: it has {sorted(example)}")
-            context = _check_text(example["context"], f"{name}: context")
-            question = _check_text(example["question"], f"{name}: question")
+            context = check_text(example["context"], f"{name}: context", allow_empty=False)
+            question = check_text(example["question"], f"{name}: question", allow_empty=False)
             if context not in contexts:
                 encoded = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
                 contexts[context] = (encoded["input_ids"], [tuple(span) for span in encoded["offset_mapping"]])

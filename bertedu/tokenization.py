@@ -8,8 +8,8 @@ BERT (Devlin et al. 2019, https://arxiv.org/abs/1810.04805) reads text in two pa
    pieces after the first start with `##` ("unaffable" -> `["un", "##aff", "##able"]`).
 
 `BertTokenizer` adds the vocabulary file, the special tokens `[CLS] [SEP] [PAD] [MASK]
-[UNK]`, batching, padding, truncation and character offsets. `train_wordpiece` learns a
-vocabulary from a corpus.
+[UNK]`, batching, padding, truncation and character offsets. `bertedu.wordpiece_trainer`
+learns a vocabulary from a corpus.
 
 The reference is Hugging Face's `transformers.BertTokenizer`, which since transformers 5
 is the Rust `tokenizers` pipeline (`BertNormalizer` -> `BertPreTokenizer` -> `WordPiece`);
@@ -24,11 +24,12 @@ import json
 import numbers
 import re
 import unicodedata
-from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+
+from .checks import check_text
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -118,17 +119,6 @@ def _check_setting(name: str, value, where: str = "") -> None:
         raise ValueError(f"{where}{name} must be {wanted}, got {value!r}")
 
 
-def _check_text(text, name: str = "text") -> str:
-    """Return `text` if it is a str; otherwise raise a TypeError that says what to pass."""
-    if isinstance(text, str):
-        return text
-    if isinstance(text, (bytes, bytearray)):
-        raise TypeError(
-            f"{name} must be a str, got {type(text).__name__}: decode it first, e.g. {name}.decode('utf-8')"
-        )
-    raise TypeError(f"{name} must be a str, got {type(text).__name__}")
-
-
 # ---------------------------------------------------------------------------------------
 # Pass 1: text -> words
 
@@ -186,7 +176,7 @@ class BasicTokenizer:
             >>> BasicTokenizer().tokenize_with_positions("Café!")
             [('cafe', [0, 1, 2, 3]), ('!', [4])]
         """
-        _check_text(text)
+        check_text(text)
         chars = self._normalize(text)
         words, word = [], []  # word: the (char, position) pairs of the word being read
         for char, position in chars:
@@ -262,7 +252,7 @@ class WordpieceTokenizer:
     def tokenize(self, text: str) -> list[str]:
         """Split `text` on whitespace and cut each word into pieces (the text should already
         have passed through `BasicTokenizer`)."""
-        return [piece for word in _check_text(text).split() for piece in self.tokenize_word(word)]
+        return [piece for word in check_text(text).split() for piece in self.tokenize_word(word)]
 
     def tokenize_word(self, word: str) -> list[str]:
         """Cut one word into pieces: "unaffable" -> `["un", "##aff", "##able"]`."""
@@ -544,7 +534,7 @@ class BertTokenizer:
         """Token(s) -> id(s); a token not in the vocabulary gets `unk_token_id`."""
         if isinstance(tokens, str):
             return self.vocab.get(tokens, self.unk_token_id)
-        return [self.vocab.get(_check_text(t, "each token"), self.unk_token_id) for t in tokens]
+        return [self.vocab.get(check_text(t, "each token"), self.unk_token_id) for t in tokens]
 
     def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
         """Id(s) -> token(s). Accepts ints, lists of ints or a 1-D tensor."""
@@ -570,7 +560,7 @@ class BertTokenizer:
 
     def _tokenize_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
         """Tokens with the (start, end) character span in `text` that each one came from."""
-        _check_text(text)
+        check_text(text)
         tokens = []
         for start, segment, is_special in self._split_on_special_tokens(text):
             if is_special:
@@ -649,7 +639,7 @@ class BertTokenizer:
         """
         batched = isinstance(text, (list, tuple))
         if batched:
-            texts = [_check_text(t, f"text[{i}]") for i, t in enumerate(text)]
+            texts = [check_text(t, f"text[{i}]") for i, t in enumerate(text)]
             if text_pair is None:
                 pairs = None
             elif not isinstance(text_pair, (list, tuple)):
@@ -657,10 +647,10 @@ class BertTokenizer:
             elif len(text_pair) != len(texts):
                 raise ValueError(f"text has {len(texts)} items but text_pair has {len(text_pair)}: make them match")
             else:
-                pairs = [_check_text(t, f"text_pair[{i}]") for i, t in enumerate(text_pair)]
+                pairs = [check_text(t, f"text_pair[{i}]") for i, t in enumerate(text_pair)]
         else:
-            texts = [_check_text(text)]
-            pairs = None if text_pair is None else [_check_text(text_pair, "text_pair")]
+            texts = [check_text(text)]
+            pairs = None if text_pair is None else [check_text(text_pair, "text_pair")]
 
         if padding not in _PADDING:
             raise ValueError(f"padding={padding!r} is not one of False, True, 'longest', 'max_length'")
@@ -722,7 +712,7 @@ class BertTokenizer:
 
     def encode(self, text: str, text_pair: str | None = None, **kwargs) -> list[int]:
         """Just the `input_ids` of `self(text, text_pair, **kwargs)` for one string."""
-        return self(_check_text(text), text_pair, **kwargs)["input_ids"]
+        return self(check_text(text), text_pair, **kwargs)["input_ids"]
 
     def _truncate(self, a, b, max_length: int, strategy: str, add_special_tokens: bool):
         """Cut the token lists `a` (and `b`) so that, with special tokens, they fit `max_length`.
@@ -869,153 +859,3 @@ class BertTokenizer:
     def batch_decode(self, sequences, skip_special_tokens: bool = False) -> list[str]:
         """`decode` for each sequence of a list of lists or a 2-D tensor."""
         return [self.decode(ids, skip_special_tokens) for ids in sequences]
-
-
-# ---------------------------------------------------------------------------------------
-# Learning a vocabulary
-
-
-def train_wordpiece(
-    texts: Iterable[str],
-    vocab_size: int,
-    min_frequency: int = 2,
-    special_tokens: Sequence[str] = SPECIAL_TOKENS,
-    lowercase: bool = True,
-    strip_accents: bool | None = None,
-    tokenize_chinese_chars: bool = True,
-    scoring: str = "likelihood",
-) -> list[str]:
-    """Learn a WordPiece vocabulary from `texts`.
-
-    The algorithm (Schuster & Nakajima 2012; the version taught in Hugging Face's course):
-
-    1. Split the texts into words with `BasicTokenizer` and count each distinct word.
-    2. Spell every word in characters, the first plain and the rest with `##`:
-       "hug" -> `h ##u ##g`. The vocabulary starts as the special tokens + these characters.
-    3. Repeatedly merge the adjacent pair `(a, b)` with the highest score
-       `count(ab) / (count(a) * count(b))`: pairs that occur together more often than their
-       parts' frequencies predict. `h` + `##u` -> `hu`, `##u` + `##g` -> `##ug`. Equal
-       scores go to the more frequent pair, then to the alphabetically first.
-    4. Stop at `vocab_size` tokens, or when no pair occurs `min_frequency` times.
-
-    The score favours pairs whose parts are rare on their own, unlike BPE, which merges the
-    most frequent pair; so very common words ("the") are learned late, and a small
-    vocabulary spells them in pieces: at 8,000 tokens on WikiText-2, "the" is still
-    `th ##e`. `scoring="frequency"` merges the most frequent pair instead (BPE's rule,
-    which the Rust `tokenizers` WordPieceTrainer runs despite its name): common words
-    become single tokens first, which is what a small model trained on the vocabulary needs
-    (chapter 6 uses it).
-
-    Counts are kept per distinct word and updated only for the words a merge touches, so
-    WikiText-2's validation set (about 200k words) trains in well under a minute.
-
-    Args:
-        texts: an iterable of strings (sentences, lines, documents).
-        vocab_size: the largest vocabulary to return, special tokens included.
-        min_frequency: a pair must occur at least this often (counting repeated words) to
-            be merged.
-        special_tokens: put first, in this order (so `[PAD]` gets id 0 by default).
-        lowercase, strip_accents, tokenize_chinese_chars: passed to `BasicTokenizer`; use
-            the same settings for the `BertTokenizer` that uses the vocabulary.
-
-    Returns:
-        The vocabulary as a list (id = position): special tokens, then the characters
-        (sorted), then the merged pieces in the order they were learned.
-
-    Example:
-        >>> vocab = train_wordpiece(["hug pug pun bun hugs"], vocab_size=18, min_frequency=1)
-        >>> vocab[5:]  # after the special tokens: the characters, then the merges
-        ['##g', '##n', '##s', '##u', 'b', 'h', 'p', '##gs', '##ug', '##un', '##ugs', 'bun', 'hugs']
-        >>> BertTokenizer(vocab=vocab).tokenize("hugs bun gun")  # no word starts with "g"
-        ['hugs', 'bun', '[UNK]']
-    """
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("texts must be a list (or iterable) of strings, not one string: wrap it as [text]")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
-    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 1:
-        raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
-    if scoring not in ("likelihood", "frequency"):
-        raise ValueError(f'scoring must be "likelihood" or "frequency", got {scoring!r}')
-    special_tokens = list(special_tokens)
-    _check_vocab(special_tokens, source="special_tokens")
-
-    # 1. Distinct words and their counts.
-    basic = BasicTokenizer(lowercase, tokenize_chinese_chars, strip_accents)
-    word_counts = Counter()
-    for i, text in enumerate(texts):
-        word_counts.update(basic.tokenize(_check_text(text, f"texts[{i}]")))
-
-    # 2. Spell each word in characters; the alphabet starts the vocabulary.
-    splits = [[word[0]] + ["##" + c for c in word[1:]] for word in word_counts]
-    counts = list(word_counts.values())  # counts[w]: occurrences of word w
-    alphabet = sorted({piece for pieces in splits for piece in pieces} - set(special_tokens))
-    vocab = special_tokens + alphabet
-    if len(vocab) > vocab_size:
-        raise ValueError(
-            f"vocab_size={vocab_size} is too small: the {len(special_tokens)} special tokens and the "
-            f"{len(alphabet)} characters of the corpus already make {len(vocab)}; use at least that"
-        )
-    known = set(vocab)
-
-    # Piece counts, pair counts, and which words contain each pair (so that a merge only
-    # revisits those words). pair_words may keep words that lost the pair: harmless.
-    piece_counts, pair_counts, pair_words = Counter(), Counter(), defaultdict(set)
-
-    def add_word(w: int, sign: int) -> None:
-        """Add (sign=1) or remove (sign=-1) word w's pieces and pairs from the counts."""
-        pieces, n = splits[w], counts[w] * sign
-        for piece in pieces:
-            piece_counts[piece] += n
-        for pair in zip(pieces, pieces[1:]):
-            pair_counts[pair] += n
-            if sign > 0:
-                pair_words[pair].add(w)
-
-    for w in range(len(splits)):
-        add_word(w, +1)
-    frequent = {pair for pair, n in pair_counts.items() if n >= min_frequency}  # may be merged
-
-    # 3. Merge the best-scoring pair until the vocabulary is full.
-    while len(vocab) < vocab_size and frequent:  # 4. or until no pair is frequent enough
-        # min() of (-score, -count, pair) picks the best score; ties go to the more frequent
-        # pair, then to the alphabetically first, whatever order the pairs were counted in.
-        if scoring == "likelihood":
-            _, _, (a, b) = min(
-                (-pair_counts[p] / (piece_counts[p[0]] * piece_counts[p[1]]), -pair_counts[p], p) for p in frequent
-            )
-        else:  # frequency: the score is the count itself
-            _, (a, b) = min((-pair_counts[p], p) for p in frequent)
-        merged = a + b[2:] if b.startswith("##") else a + b  # "##u" + "##g" -> "##ug"
-        if merged not in known:  # two different pairs can spell the same piece
-            vocab.append(merged)
-            known.add(merged)
-        changed = set()  # pairs whose counts changed
-        for w in pair_words.pop((a, b)):
-            changed.update(zip(splits[w], splits[w][1:]))
-            add_word(w, -1)
-            splits[w] = _merge_pair(splits[w], a, b, merged)
-            add_word(w, +1)
-            changed.update(zip(splits[w], splits[w][1:]))
-        for pair in changed:
-            if pair_counts[pair] >= min_frequency:
-                frequent.add(pair)
-            else:
-                frequent.discard(pair)
-            if pair_counts[pair] == 0:  # gone: forget it
-                del pair_counts[pair]
-                pair_words.pop(pair, None)
-    return vocab
-
-
-def _merge_pair(pieces: list[str], a: str, b: str, merged: str) -> list[str]:
-    """Replace every adjacent `a, b` in `pieces` by `merged`, left to right."""
-    out, i = [], 0
-    while i < len(pieces):
-        if i + 1 < len(pieces) and pieces[i] == a and pieces[i + 1] == b:
-            out.append(merged)
-            i += 2
-        else:
-            out.append(pieces[i])
-            i += 1
-    return out

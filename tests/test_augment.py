@@ -120,7 +120,7 @@ def test_augment_dataset_keeps_originals_first_and_copies_labels():
     (lambda: random_deletion(["a"], 2, random.Random(0)), ValueError, "p must be a probability"),
     (lambda: random_swap("a film", 1, random.Random(0)), TypeError, "list of words"),
     (lambda: random_swap([], 1, random.Random(0)), ValueError, "no words"),
-    (lambda: synonym_replacement(["a"], 1.5, random.Random(0)), ValueError, "integer >= 0"),
+    (lambda: synonym_replacement(["a"], 1.5, random.Random(0)), ValueError, "whole number >= 0"),
     (lambda: augment_dataset(["a film"], [1, 0]), ValueError, "one label per text"),
     (lambda: augment_dataset([], []), ValueError, "empty"),
     (lambda: build_synonyms([("alone",)]), ValueError, "at least two words"),

@@ -1,5 +1,6 @@
-"""Tests of bertedu.data: official counts on the real files, exact first records, the IOB1 ->
-IOB2 conversion, the SMS split, and the download path against a local HTTP server."""
+"""Tests of bertedu.data and bertedu.datafiles: official counts on the real files, exact first
+records, the IOB1 -> IOB2 conversion, the SMS split, and the download path against a local HTTP
+server."""
 import gzip
 import hashlib
 import http.server
@@ -16,11 +17,9 @@ import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2, Entities
 
-from bertedu import data
+from bertedu import data, datafiles
 from bertedu.data import (
     CONLL_NER_LABELS,
-    RemoteFile,
-    dataset_file,
     iob1_to_iob2,
     load_conll2003,
     load_mrpc,
@@ -33,6 +32,7 @@ from bertedu.data import (
     read_wikitext2_lines,
     split_smsspam,
 )
+from bertedu.datafiles import RemoteFile, dataset_file
 
 
 @pytest.fixture
@@ -306,7 +306,7 @@ def test_malformed_files_name_the_file_and_line(tmp_path, monkeypatch):
     monkeypatch.setenv("BERTEDU_DATA", str(tmp_path))
     monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
     for name in ("sst2/dev.tsv", "conll2003/eng.testa"):  # unregistered here, so the readers run
-        monkeypatch.delitem(data.REMOTE_FILES, name)
+        monkeypatch.delitem(datafiles.REMOTE_FILES, name)
     (tmp_path / "sst2").mkdir()
     (tmp_path / "sst2" / "dev.tsv").write_text("sentence\tlabel\ngood film \t1\nbad film \t2\n")
     with pytest.raises(ValueError, match=r"dev\.tsv, line 3"):
@@ -407,7 +407,7 @@ def tiny_data(tmp_path, monkeypatch):
     for relative_path, content in TINY_FILES.items():
         (folder / relative_path).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative_path).write_bytes(content)
-        monkeypatch.delitem(data.REMOTE_FILES, relative_path)
+        monkeypatch.delitem(datafiles.REMOTE_FILES, relative_path)
     monkeypatch.setenv("BERTEDU_DATA", str(folder))
     monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
     return folder
@@ -593,7 +593,7 @@ def test_damaged_registered_file_fails_its_checksum(tiny_data, monkeypatch, rela
     good = path.read_bytes()
     is_gzip = relative_path.endswith(".gz")
     digest = _sha256(gzip.decompress(good) if is_gzip else good)
-    monkeypatch.setitem(data.REMOTE_FILES, relative_path,
+    monkeypatch.setitem(datafiles.REMOTE_FILES, relative_path,
                         RemoteFile("https://example.invalid/file", digest, gzip=is_gzip))
     assert LOADERS[relative_path]() == TINY_RECORDS[relative_path]
     path.write_bytes(damage(good))
@@ -687,7 +687,7 @@ def _sha256(content):
 def test_download_is_verified_and_cached(server, cache, monkeypatch):
     content = "héllo\tworld\n".encode("utf-8")
     server.files["/good.txt"] = content
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/good.txt",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/good.txt",
                         RemoteFile(f"{server.url}/good.txt", _sha256(content)))
     path = dataset_file("toy/good.txt")
     assert path == cache / "toy" / "good.txt"
@@ -695,13 +695,13 @@ def test_download_is_verified_and_cached(server, cache, monkeypatch):
     assert server.hits == ["/good.txt"]
     assert dataset_file("toy/good.txt") == path  # the second call finds the cached copy
     assert server.hits == ["/good.txt"]
-    assert _files_in(cache) == sorted(["toy/good.txt", data.VERIFIED_RECORD])  # no temporary file left behind
+    assert _files_in(cache) == sorted(["toy/good.txt", datafiles.VERIFIED_RECORD])  # no temporary file left behind
 
 
 def test_corrupted_download_raises_and_keeps_nothing(server, cache, monkeypatch):
     good, corrupted = b"the official bytes\n", b"the official bytez\n"
     server.files["/bad.txt"] = corrupted
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/bad.txt",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/bad.txt",
                         RemoteFile(f"{server.url}/bad.txt", _sha256(good)))
     with pytest.raises(ValueError) as error:
         dataset_file("toy/bad.txt")
@@ -711,7 +711,7 @@ def test_corrupted_download_raises_and_keeps_nothing(server, cache, monkeypatch)
 
 
 def test_truncated_download_keeps_nothing_even_without_a_checksum(server, cache, monkeypatch):
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/cut.txt",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/cut.txt",
                         RemoteFile(f"{server.url}/truncated", None))
     with pytest.raises(FileNotFoundError, match="IncompleteRead"):
         dataset_file("toy/cut.txt")
@@ -720,13 +720,13 @@ def test_truncated_download_keeps_nothing_even_without_a_checksum(server, cache,
 
 def test_failed_write_leaves_no_temporary_file(server, cache, monkeypatch):
     server.files["/good.txt"] = b"content\n"
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/good.txt",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/good.txt",
                         RemoteFile(f"{server.url}/good.txt", None))
 
     def full_disk(source, target):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(data.os, "replace", full_disk)
+    monkeypatch.setattr(datafiles.os, "replace", full_disk)
     with pytest.raises(OSError, match="No space left"):
         dataset_file("toy/good.txt")
     assert _files_in(cache) == []
@@ -745,7 +745,7 @@ def test_failed_download_names_dataset_folders_url_and_bertedu_data(server, cach
         url = f"{server.url}/missing.txt"
     else:
         url = f"http://127.0.0.1:{_closed_port()}/x.txt"
-    monkeypatch.setitem(data.REMOTE_FILES, "sst2/fake.tsv", RemoteFile(url, None))
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "sst2/fake.tsv", RemoteFile(url, None))
     with pytest.raises(FileNotFoundError) as error:
         dataset_file("sst2/fake.tsv")
     message = str(error.value)
@@ -766,15 +766,15 @@ def test_zip_member_is_extracted(server, cache, monkeypatch):
         zipped.writestr("TOY/readme.txt", "not this one")
         zipped.writestr("TOY/test.tsv", member)
     server.files["/TOY.zip"] = archive.getvalue()
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/test.tsv",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/test.tsv",
                         RemoteFile(f"{server.url}/TOY.zip", _sha256(member), member="TOY/test.tsv"))
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/absent.tsv",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/absent.tsv",
                         RemoteFile(f"{server.url}/TOY.zip", None, member="TOY/absent.tsv"))
     assert dataset_file("toy/test.tsv").read_bytes() == member
     with pytest.raises(ValueError, match="no member 'TOY/absent.tsv'"):
         dataset_file("toy/absent.tsv")
     server.files["/notzip"] = b"<html>moved</html>"
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/x.tsv",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/x.tsv",
                         RemoteFile(f"{server.url}/notzip", None, member="x"))
     with pytest.raises(ValueError, match="not a zip archive"):
         dataset_file("toy/x.tsv")
@@ -789,7 +789,7 @@ def test_gzip_entry_end_to_end_through_load_squad(server, cache, monkeypatch):
     squad = {"version": "1.1", "data": [{"title": "T", "paragraphs": [paragraph]}]}
     content = json.dumps(squad).encode()
     server.files["/dev.json"] = content
-    monkeypatch.setitem(data.REMOTE_FILES, "squad/dev-v1.1.json.gz",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "squad/dev-v1.1.json.gz",
                         RemoteFile(f"{server.url}/dev.json", _sha256(content), gzip=True))
     assert load_squad("dev") == [{"id": "q1", "title": "T", "context": "Paris is big.",
                                   "question": "What is big?",
@@ -807,7 +807,7 @@ def test_missing_file_in_bertedu_data_falls_back_to_the_cache(tmp_path, cache, s
     monkeypatch.setenv("BERTEDU_DATA", str(tmp_path))  # exists, but holds no sst2/dev.tsv
     (cache / "sst2").mkdir(parents=True)
     (cache / "sst2" / "dev.tsv").write_text("sentence\tlabel\nfine \t1\n")
-    monkeypatch.setitem(data.REMOTE_FILES, "sst2/dev.tsv",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "sst2/dev.tsv",
                         RemoteFile(f"{server.url}/dev.tsv", None))
     assert load_sst2("dev") == [{"sentence": "fine", "label": 1}]
     assert server.hits == []
@@ -827,7 +827,7 @@ def test_registry_covers_every_file_the_loaders_read(real_data, monkeypatch):
     for split in ("train", "valid", "test"):
         load_wikitext2(split)
     load_squad("dev"), load_smsspam()
-    assert set(read) <= set(data.REMOTE_FILES)
+    assert set(read) <= set(datafiles.REMOTE_FILES)
     # 3 SST-2, 3 MRPC sources, 3 RTE, 3 STS-B, 3 CoNLL, 3 WikiText-2, 1 SQuAD, 1 SMS
     assert len(set(read)) == 20
 
@@ -835,7 +835,7 @@ def test_registry_covers_every_file_the_loaders_read(real_data, monkeypatch):
 def test_registered_checksums_match_the_course_copy(real_data):
     # The checksum each download is held to is that of the course's copy (for the gzip
     # file: of its content, the official dev-v1.1.json).
-    for relative_path, remote in data.REMOTE_FILES.items():
+    for relative_path, remote in datafiles.REMOTE_FILES.items():
         local = real_data / relative_path
         if not local.exists():  # the one file too big for the course copy
             assert relative_path == "squad/train-v1.1.json.gz"
@@ -854,7 +854,7 @@ def test_local_copies_are_checked_against_their_registered_sha256(real_data, tmp
     monkeypatch.setenv("BERTEDU_DATA", str(copy_folder))
     target.write_bytes(good)
     assert len(load_sst2("dev")) == 872
-    assert str(target.resolve()) in json.loads((tmp_path / "cache" / data.VERIFIED_RECORD).read_text())
+    assert str(target.resolve()) in json.loads((tmp_path / "cache" / datafiles.VERIFIED_RECORD).read_text())
     lines = good.split(b"\n")
     damaged = {
         "truncated at a line boundary": b"\n".join(lines[:400]) + b"\n",
@@ -916,8 +916,8 @@ REFUSED_DOWNLOADS = [
 def test_unhashed_download_is_refused_unless_complete_and_plausible(
         cache, monkeypatch, relative_path, member, sent, announced, message):
     url = "https://example.invalid/file"
-    monkeypatch.setattr(data, "_fetch", lambda fetched_url: (sent, announced))
-    monkeypatch.setitem(data.REMOTE_FILES, relative_path, RemoteFile(url, None, member=member))
+    monkeypatch.setattr(datafiles, "_fetch", lambda fetched_url: (sent, announced))
+    monkeypatch.setitem(datafiles.REMOTE_FILES, relative_path, RemoteFile(url, None, member=member))
     with pytest.raises(ValueError, match=message) as error:
         dataset_file(relative_path)
     assert relative_path in str(error.value) and url in str(error.value)
@@ -932,8 +932,8 @@ def test_unhashed_download_is_refused_unless_complete_and_plausible(
 ])
 def test_complete_plausible_unhashed_download_is_kept(cache, monkeypatch, relative_path, member,
                                                       sent):
-    monkeypatch.setattr(data, "_fetch", lambda url: (sent, len(sent)))
-    monkeypatch.setitem(data.REMOTE_FILES, relative_path,
+    monkeypatch.setattr(datafiles, "_fetch", lambda url: (sent, len(sent)))
+    monkeypatch.setitem(datafiles.REMOTE_FILES, relative_path,
                         RemoteFile("https://example.invalid/file", None, member=member,
                                    gzip=relative_path.endswith(".gz")))
     kept = dataset_file(relative_path).read_bytes()
@@ -944,8 +944,8 @@ def test_complete_plausible_unhashed_download_is_kept(cache, monkeypatch, relati
 
 def test_hashed_download_needs_no_content_length(cache, monkeypatch):
     # A registered SHA-256 proves the content whole: the length announcement is not needed.
-    monkeypatch.setattr(data, "_fetch", lambda url: (_GOOD_TSV, None))
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/data.tsv",
+    monkeypatch.setattr(datafiles, "_fetch", lambda url: (_GOOD_TSV, None))
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/data.tsv",
                         RemoteFile("https://example.invalid/file", _sha256(_GOOD_TSV)))
     assert dataset_file("toy/data.tsv").read_bytes() == _GOOD_TSV
 
@@ -953,13 +953,13 @@ def test_hashed_download_needs_no_content_length(cache, monkeypatch):
 def test_fetch_reports_the_announced_length(server, cache, monkeypatch):
     # Through a real HTTP server: a response without Content-Length is refused when unhashed.
     server.files["/data.tsv"] = _GOOD_TSV
-    assert data._fetch(f"{server.url}/data.tsv") == (_GOOD_TSV, len(_GOOD_TSV))
-    assert data._fetch(f"{server.url}/no-length/data.tsv") == (_GOOD_TSV, None)
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/data.tsv",
+    assert datafiles._fetch(f"{server.url}/data.tsv") == (_GOOD_TSV, len(_GOOD_TSV))
+    assert datafiles._fetch(f"{server.url}/no-length/data.tsv") == (_GOOD_TSV, None)
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/data.tsv",
                         RemoteFile(f"{server.url}/no-length/data.tsv", None))
     with pytest.raises(ValueError, match="no Content-Length"):
         dataset_file("toy/data.tsv")
-    monkeypatch.setitem(data.REMOTE_FILES, "toy/data.tsv",
+    monkeypatch.setitem(datafiles.REMOTE_FILES, "toy/data.tsv",
                         RemoteFile(f"{server.url}/data.tsv", None))
     assert dataset_file("toy/data.tsv").read_bytes() == _GOOD_TSV
 
@@ -967,9 +967,9 @@ def test_fetch_reports_the_announced_length(server, cache, monkeypatch):
 def test_wikitext2_train_is_pinned_and_verifies_against_the_course_copy(real_data, tmp_path,
                                                                         monkeypatch):
     monkeypatch.setenv("BERTEDU_CACHE", str(tmp_path / "cache"))
-    remote = data.REMOTE_FILES["wikitext2/wiki.train.tokens"]
+    remote = datafiles.REMOTE_FILES["wikitext2/wiki.train.tokens"]
     assert remote.sha256 == "9e9fa1ad55b1c2c95b08e37dd8e653f638fac2c6de904b79e813611eefbc985f"
     path = dataset_file("wikitext2/wiki.train.tokens")  # hashes the file against the registry
     assert path == real_data / "wikitext2" / "wiki.train.tokens"
-    record = json.loads((tmp_path / "cache" / data.VERIFIED_RECORD).read_text())
+    record = json.loads((tmp_path / "cache" / datafiles.VERIFIED_RECORD).read_text())
     assert record[str(path.resolve())][2] == remote.sha256

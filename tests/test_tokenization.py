@@ -24,9 +24,9 @@ from bertedu.tokenization import (
     WordpieceTokenizer,
     load_vocab,
     read_tokenizer_config,
-    train_wordpiece,
     write_vocab,
 )
+from bertedu.wordpiece_trainer import train_wordpiece
 
 try:
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
