@@ -52,7 +52,7 @@ from torch import nn
 
 from .config import BertConfig
 from .datafiles import cache_folder
-from .finetuning import pad_sequences
+from .batching import eval_mode, pad_collate, pad_sequences
 from .heads import IGNORE_INDEX
 from .tokenization import BertTokenizer
 from .wordpiece_trainer import train_wordpiece
@@ -412,25 +412,7 @@ def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
     Items without `next_sentence_label` (single sentences for MLM only, e.g.
     `MaskedLMDataset`) give a batch without it.
     """
-    if not items:
-        raise ValueError("cannot collate an empty list of examples")
-    with_nsp = sum("next_sentence_label" in item for item in items)
-    if with_nsp not in (0, len(items)):
-        raise ValueError(f"{with_nsp} of the {len(items)} items have a next_sentence_label: a batch needs all or none")
-    B, T = len(items), max(len(item["input_ids"]) for item in items)
-    batch = {"input_ids": torch.full((B, T), pad_token_id, dtype=torch.long),
-             "token_type_ids": torch.zeros((B, T), dtype=torch.long),
-             "attention_mask": torch.zeros((B, T), dtype=torch.long),
-             "labels": torch.full((B, T), IGNORE_INDEX, dtype=torch.long)}
-    for b, item in enumerate(items):
-        n = len(item["input_ids"])
-        batch["input_ids"][b, :n] = item["input_ids"]
-        batch["token_type_ids"][b, :n] = item["token_type_ids"]
-        batch["attention_mask"][b, :n] = 1
-        batch["labels"][b, :n] = item["labels"]
-    if with_nsp:
-        batch["next_sentence_label"] = torch.stack([item["next_sentence_label"] for item in items])
-    return batch
+    return pad_collate(items, pad_token_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -492,25 +474,23 @@ def evaluate_pretraining(model, dataset: PretrainingDataset, batch_size: int = 1
         inflates `mlm_accuracy`); `nsp_loss` and `nsp_accuracy` over every pair.
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    mask_id = dataset.tokenizer.mask_token_id
-    mlm_loss = mlm_correct = mlm_count = masked_correct = masked_count = nsp_loss = nsp_correct = 0.0
-    for start in range(0, len(dataset), batch_size):
-        batch = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        mlm_logits, mlm_labels, nsp_logits = pretraining_logits(model, batch)
-        mlm_logits, nsp_logits, nsp_labels = mlm_logits.float(), nsp_logits.float(), batch["next_sentence_label"]
-        mlm_loss += F.cross_entropy(mlm_logits, mlm_labels, reduction="sum").item()
-        correct = mlm_logits.argmax(-1) == mlm_labels  # (N,), N = chosen positions
-        masked = batch["input_ids"][batch["labels"] != IGNORE_INDEX] == mask_id  # (N,)
-        mlm_correct += correct.sum().item()
-        mlm_count += mlm_labels.numel()
-        masked_correct += correct[masked].sum().item()
-        masked_count += masked.sum().item()
-        nsp_loss += F.cross_entropy(nsp_logits, nsp_labels, reduction="sum").item()
-        nsp_correct += (nsp_logits.argmax(-1) == nsp_labels).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        mask_id = dataset.tokenizer.mask_token_id
+        mlm_loss = mlm_correct = mlm_count = masked_correct = masked_count = nsp_loss = nsp_correct = 0.0
+        for start in range(0, len(dataset), batch_size):
+            batch = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            mlm_logits, mlm_labels, nsp_logits = pretraining_logits(model, batch)
+            mlm_logits, nsp_logits, nsp_labels = mlm_logits.float(), nsp_logits.float(), batch["next_sentence_label"]
+            mlm_loss += F.cross_entropy(mlm_logits, mlm_labels, reduction="sum").item()
+            correct = mlm_logits.argmax(-1) == mlm_labels  # (N,), N = chosen positions
+            masked = batch["input_ids"][batch["labels"] != IGNORE_INDEX] == mask_id  # (N,)
+            mlm_correct += correct.sum().item()
+            mlm_count += mlm_labels.numel()
+            masked_correct += correct[masked].sum().item()
+            masked_count += masked.sum().item()
+            nsp_loss += F.cross_entropy(nsp_logits, nsp_labels, reduction="sum").item()
+            nsp_correct += (nsp_logits.argmax(-1) == nsp_labels).sum().item()
     return {"mlm_loss": mlm_loss / mlm_count, "mlm_accuracy": mlm_correct / mlm_count,
             "mlm_masked_accuracy": masked_correct / max(masked_count, 1),
             "nsp_loss": nsp_loss / len(dataset), "nsp_accuracy": nsp_correct / len(dataset)}
@@ -581,12 +561,10 @@ def cloze_predictions(model, tokenizer, probes: list[tuple[str, str]], k: int = 
         if len(pieces) != 1:
             raise ValueError(f"cloze answer {answer!r} is {pieces} in this vocabulary: each answer must be one WordPiece")
         answer_ids.append(tokenizer.convert_tokens_to_ids(pieces[0]))
-    was_training = model.training
-    model.eval()
     inputs = tokenizer([sentence for sentence, _ in probes], padding=True, return_tensors="pt")
     device = next(model.parameters()).device
-    logits = model(**{name: tensor.to(device) for name, tensor in inputs.items()}).logits.float().cpu()  # (P, T, V)
-    model.train(was_training)
+    with eval_mode(model):
+        logits = model(**{name: tensor.to(device) for name, tensor in inputs.items()}).logits.float().cpu()  # (P, T, V)
     at_mask = logits[inputs["input_ids"] == tokenizer.mask_token_id]  # (P, V): one [MASK] per probe
     results = []
     for (sentence, answer), answer_id, scores in zip(probes, answer_ids, at_mask):
@@ -740,10 +718,9 @@ def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: i
     """
     if dataset.masking == "dynamic":
         raise ValueError("use a MaskedLMDataset with masking='static', so every model sees the same blanks")
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()
+    device = next(model.parameters()).device
     correct = total = 0
-    try:
+    with eval_mode(model):
         for start in range(0, len(dataset), batch_size):
             batch = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -752,8 +729,6 @@ def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: i
             predicted = model.cls.predictions(out.last_hidden_state[shown]).argmax(-1)  # (N,)
             correct += (predicted == batch["labels"][shown]).sum().item()
             total += int(shown.sum())
-    finally:
-        model.train(was_training)
     if total == 0:
         raise ValueError("the dataset has no [MASK] position to score")
     return correct / total
@@ -780,8 +755,7 @@ def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max
     """
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError("texts must be a non-empty list of sentences")
-    device, was_training = next(classifier.parameters()).device, classifier.training
-    classifier.eval()
+    device = next(classifier.parameters()).device
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     rows, owners = [], []  # every text, then the text without each of its inner WordPieces
     for t, ids in enumerate(encoded):
@@ -791,14 +765,12 @@ def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max
             rows.append(ids[:i] + ids[i + 1:])
             owners.append((t, i))
     probabilities = []
-    try:
+    with eval_mode(classifier):
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
             ids = pad_sequences(chunk, tokenizer.pad_token_id)                        # (b, T)
             mask = pad_sequences([[1] * len(row) for row in chunk], 0)                 # (b, T)
             probabilities.append(classifier(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().softmax(-1).cpu())
-    finally:
-        classifier.train(was_training)
     probabilities = torch.cat(probabilities)  # (rows, num_labels)
     importance = [torch.zeros(len(ids)) for ids in encoded]
     full = {}
