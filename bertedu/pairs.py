@@ -138,7 +138,7 @@ class SentencePairDataset:
     "labels": 0-dim float tensor}` (no `labels` for unlabelled data), and
     `dataset.collate(items)` pads each side of a batch to its own longest sentence.
     `dataset.lengths[i] = Ta_i + Tb_i`, the tokens the encoder reads for the pair, feeds
-    `finetuning.LengthGroupedBatches` and `finetuning.predict_logits`.
+    the length-grouped batches of `train` and the sorted ones of `finetuning.predict_logits`.
 
     Example:
         >>> ds = SentencePairDataset(tokenizer, ["a dog runs"], ["a dog is running"], labels=[0.9])

@@ -3,7 +3,6 @@ batches (a drop-in for training.batch_indices) and batched prediction.
 
 The reference for the padded batches is `transformers.BertTokenizerFast(..., padding=True)`.
 """
-import inspect
 import math
 
 import pytest
@@ -224,13 +223,9 @@ def test_sorted_batches_and_padding_fraction_exact():
         sorted_batches([1, 2], 0)
 
 
-def test_train_draws_the_length_grouped_batches(monkeypatch):
-    """The drop-in works inside `training.train`, gradient accumulation included.
-
-    Until `train` takes the batch function as an argument (the change proposed with this
-    module: `train(..., batch_fn=LengthGroupedBatches(dataset.lengths))`), the test swaps
-    the module's `batch_indices`, which `train` looks up at every step.
-    """
+def test_train_draws_the_length_grouped_batches():
+    """The drop-in works inside `training.train`, gradient accumulation included; it is
+    `train`'s default for a dataset with `lengths`."""
     tokenizer = BertTokenizer(vocab=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "word"])
     texts = [" ".join(["word"] * n) for n in [1, 9, 2, 8, 3, 7, 1, 9, 2, 8, 3, 7]]
     ds = SequenceClassificationDataset(tokenizer, texts, labels=[n % 2 for n in range(12)])
@@ -243,11 +238,7 @@ def test_train_draws_the_length_grouped_batches(monkeypatch):
 
     config = TrainingConfig(max_steps=6, batch_size=4, gradient_accumulation_steps=2, learning_rate=1e-3,
                             progress_bar=False, seed=5)
-    if "batch_fn" in inspect.signature(training.train).parameters:
-        training.train(tiny_classifier(vocab_size=6), ds, config, collate_fn=collate, batch_fn=grouped)
-    else:
-        monkeypatch.setattr(training, "batch_indices", grouped)
-        training.train(tiny_classifier(vocab_size=6), ds, config, collate_fn=collate)
+    training.train(tiny_classifier(vocab_size=6), ds, config, collate_fn=collate)  # the default batch_fn
     expected, global_batches = [], []
     for step in range(6):
         indices = grouped(step, 12, 4, 5)[0]
