@@ -293,13 +293,14 @@ class MultiTaskClassifier(nn.Module):
     """A classifier trained with an auxiliary masked-LM loss on the same batch.
 
     In training mode with labels, the loss is
-    `cross_entropy(classifier(x), y) + mlm_weight * masked_lm_loss(masked copy of x)`: the batch is
-    masked again (BERT's 80/10/10 rule, torch's global generator, which `train` seeds) and the
+    `cross_entropy(classifier(x), y) + mlm_weight * masked_lm_loss(masked copy of x)`: the batch
+    is masked again (BERT's 80/10/10 rule, torch's global generator, which `train` seeds) and the
     MLM head predicts the chosen tokens. In eval mode it is the classifier alone. The MLM head's
     decoder is tied to the classifier's word embeddings.
 
     Args:
-        classifier: a `bertedu.pooling.PooledClassifier` (anything with `.bert` and the classifier's forward).
+        classifier: a `bertedu.pooling.PooledClassifier` (anything with `.bert` and the
+            classifier's forward).
         mlm_head: a `BertLMPredictionHead`, e.g. `copy.deepcopy(pretrained.cls.predictions)`.
         tokenizer: for the special and `[MASK]` ids.
         mlm_weight: weight of the auxiliary loss (> 0).
