@@ -66,6 +66,7 @@ def test_run_record_names_the_command_seed_and_commit():
     assert steps == list(range(1, len(steps) + 1))  # one record per step, none missing
 
 
+@pytest.mark.slow  # minutes: it builds the vocabulary and trains the first steps again
 def test_the_recorded_command_makes_these_weights(data_dir, tmp_path):
     """Re-run the recorded command for its first steps (`--stop-after`: the same schedule,
     stopped early): the same vocabulary, and the same losses as the shipped history.
@@ -99,6 +100,7 @@ def report(data_dir):
                             BOOK_BERT / "cloze.tsv")
 
 
+@pytest.mark.slow  # the report scores 2,048 held-out examples and every cloze probe
 def test_book_bert_reads_the_context(report):
     metrics, base = report["metrics"], report["baselines"]
     assert metrics["mlm_masked_accuracy"] >= 2 * base["mlm_masked_unigram_accuracy"]
@@ -106,6 +108,7 @@ def test_book_bert_reads_the_context(report):
     assert metrics["nsp_accuracy"] >= 0.70 > base["nsp_majority_accuracy"]
 
 
+@pytest.mark.slow
 def test_book_bert_fills_in_cloze_probes(report):
     assert len(report["cloze"]) >= 30
     assert report["cloze_top5"] >= 0.25 > report["cloze_top5_frequency_baseline"]
