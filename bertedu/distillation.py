@@ -1,17 +1,9 @@
 """Knowledge distillation: train a student on a teacher's soft labels (Hinton et al., 2015).
 
-A teacher's output distribution says more than its arg-max: "this review is 70% positive"
-carries how sure it is and which wrong answer is close. The student learns from those soft
-labels, softened further by a temperature T (both softmaxes divide the logits by T), mixed
-with the ordinary cross-entropy on the true labels:
-
     loss = soft_weight * T^2 * KL(softmax(teacher / T) || softmax(student / T))
            + (1 - soft_weight) * cross_entropy(student, labels)
 
-The T^2 keeps the soft term's gradients the same size whatever T is (the gradient of the KL
-term shrinks as 1 / T^2). DistilBERT (Sanh et al., 2019) trains its student this way (plus a
-cosine loss on hidden states); chapter 12 uses the same loss for self-distillation (the
-student has the teacher's own architecture), chapter 13 for a smaller student.
+T^2 keeps the soft term's gradients the same size whatever T is (chapters 12 and 13).
 """
 from __future__ import annotations
 
@@ -33,18 +25,14 @@ def soft_targets(teacher_logits: torch.Tensor, temperature: float = 1.0) -> torc
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                       labels: torch.Tensor | None = None, temperature: float = 2.0,
                       soft_weight: float = 0.5) -> torch.Tensor:
-    """The distillation loss above, averaged over the batch.
+    """The distillation loss above, averaged over the batch, as a scalar tensor.
 
     Args:
         student_logits: `[B, C]` (or `[B, T, C]` for token tasks: every position is an example).
         teacher_logits: the same shape; no gradient flows into them (they are detached).
         labels: `[B]` (or `[B, T]`) class ids, -100 = ignored; None: the soft term alone.
         temperature: T > 0; 1 = the plain distributions, higher = softer.
-        soft_weight: the soft term's share, in [0, 1]; 1 = soft labels only. Ignored
-            (taken as 1) when `labels` is None.
-
-    Returns:
-        A scalar tensor.
+        soft_weight: the soft term's share, in [0, 1]; taken as 1 when `labels` is None.
     """
     _check_temperature(temperature)
     if not 0.0 <= soft_weight <= 1.0:
@@ -75,11 +63,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 
 def distillation_objective(temperature: float = 2.0, soft_weight: float = 0.5) -> Callable[[nn.Module, dict], torch.Tensor]:
-    """A `loss_fn(model, batch)` for `bertedu.training.train`: the student's logits against
-    `batch["teacher_logits"]` (and `batch["labels"]` when present) with `distillation_loss`.
-
-    The batch comes from a dataset with a `teacher_logits` column, e.g.
-    `bertedu.compression.WithTeacherLogits` or `bertedu.pooling.ColumnsDataset`."""
+    """A `loss_fn(model, batch)` for `training.train`: `distillation_loss` on the student's logits,
+    `batch["teacher_logits"]` (e.g. from `compression.WithTeacherLogits`) and `batch["labels"]` if any."""
     # Check the settings now, not at the first training step.
     distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), None, temperature, soft_weight)
 

@@ -1,20 +1,7 @@
 """Turning token vectors into one vector per sequence, and a classifier on that vector.
 
-A classifier reads one vector per sentence; an encoder gives one per token per layer. The
-choices here (chapters 9 and 12):
-
-- `mean_pool`: the mean of the last layer's token vectors, padding left out (Sentence-BERT,
-  Reimers & Gurevych 2019; what all-MiniLM-L6-v2 was trained with);
-- `pool`: `[CLS]` of the last layer, the mean of the last layer, or the `[CLS]` of every
-  layer concatenated (Devlin et al. 2019, section 5.3; Sun et al. 2019), and `pooled_size`,
-  the width each gives;
-- `PooledClassifier`: an encoder, one of those vectors (or BERT's tanh pooler, which makes it
-  exactly `BertForSequenceClassification`), optional external features, dropout, linear;
-- external features for it: `lexicon_features` (counts from a word list) and
-  `ColumnsDataset`, which carries per-example tensors (features, or a teacher's logits for
-  self-distillation) through the batches.
-
-Shapes: B batch, T tokens, H hidden size, L blocks, F external features.
+`mean_pool`, `pool`, `PooledClassifier` (chapters 9 and 12), and external features for it:
+`lexicon_features`, `ColumnsDataset`. Shapes: B batch, T tokens, H hidden, L blocks, F features.
 """
 from __future__ import annotations
 
@@ -32,10 +19,7 @@ POOLINGS = ("pooler", "cls", "mean", "cls_layers")
 
 
 def mean_pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The mean of each sequence's token vectors, padding left out.
-
-    `[CLS]` and `[SEP]` count as tokens, as in sentence-transformers' `Pooling` with
-    `pooling_mode_mean_tokens`, the pooling all-MiniLM-L6-v2 was trained with.
+    """The mean of each sequence's token vectors, padding left out (`[CLS]` and `[SEP]` count).
 
     Args:
         last_hidden_state: FloatTensor `[B, T, H]`, the encoder's last layer.
@@ -66,9 +50,8 @@ def pool(hidden_states: Sequence[torch.Tensor], attention_mask: torch.Tensor, po
             `BertModel(..., output_hidden_states=True).hidden_states`.
         attention_mask: `[B, T]`, 1 = token, 0 = padding.
         pooling: "cls" (the last layer's `[CLS]`, `[B, H]`), "mean" (`mean_pool` of the last
-            layer, `[B, H]`), or "cls_layers" (the `[CLS]` of blocks
-            1..L concatenated, `[B, L*H]`; the embedding layer's `[CLS]` is the same for every
-            input, so it is left out).
+            layer, `[B, H]`) or "cls_layers" (the `[CLS]` of blocks 1..L concatenated,
+            `[B, L*H]`; Devlin et al. 2019, section 5.3).
     """
     last = hidden_states[-1]  # (B, T, H)
     if pooling == "cls":
@@ -90,10 +73,8 @@ def pooled_size(hidden_size: int, num_layers: int, pooling: str) -> int:
 class PooledClassifier(nn.Module):
     """An encoder, a choice of pooled vector, optional external features, dropout, linear.
 
-    logits = W [pool(encoder(x)) ; features] + b, `[B, num_labels]`.
-
-    `pooling="pooler"` reads `[CLS]` through BERT's tanh pooler: with the same weights it is
-    exactly `BertForSequenceClassification`. "cls", "mean" and "cls_layers" are `pool`'s.
+    logits = W [pool(encoder(x)) ; features] + b, `[B, num_labels]`. `pooling="pooler"` (BERT's
+    tanh pooler on `[CLS]`) is exactly `BertForSequenceClassification`; the others are `pool`'s.
 
     Args:
         bert: a `BertModel` (e.g. `BertForPreTraining.from_pretrained(folder).bert`); it needs
@@ -158,12 +139,8 @@ NEGATIONS = frozenset({"not", "no", "never", "n't", "nothing", "neither", "nor",
 
 
 def lexicon_features(texts: Sequence[str], positive: Sequence[str], negative: Sequence[str]) -> torch.Tensor:
-    """Four hand-made features per sentence from whitespace-split words.
-
-    Columns: positive-lexicon hits, negative-lexicon hits, negations (`NEGATIONS`), and
-    log(1 + number of words). Returns FloatTensor `[N, 4]`. Standardize them (mean 0, std 1
-    on the training set) before feeding a classifier.
-    """
+    """Four features per sentence, FloatTensor `[N, 4]`: positive-lexicon hits, negative-lexicon
+    hits, negations (`NEGATIONS`), log(1 + words). Standardize them before a classifier."""
     if isinstance(texts, str) or len(texts) == 0:
         raise ValueError("texts must be a non-empty list of sentences")
     positive, negative = set(positive), set(negative)
@@ -180,12 +157,8 @@ def lexicon_features(texts: Sequence[str], positive: Sequence[str], negative: Se
 
 
 class ColumnsDataset:
-    """A dataset with extra per-example tensors, carried into every batch.
-
-    `ColumnsDataset(train_set, features=X, teacher_logits=Z)`: item i gains `features = X[i]`,
-    `teacher_logits = Z[i]`; `collate` calls the wrapped dataset's `collate` and stacks each
-    column to `[B, ...]`. `lengths` passes through (for `LengthGroupedBatches`).
-    """
+    """A dataset with extra per-example tensors: `ColumnsDataset(train_set, features=X)` adds
+    `features = X[i]` to item i and `[B, ...]` to each batch; `lengths` passes through."""
 
     def __init__(self, dataset, **columns: torch.Tensor):
         if not columns:

@@ -1,9 +1,6 @@
 """Learning a WordPiece vocabulary from a corpus: `train_wordpiece`.
 
-`bertedu.tokenization` reads text with a vocabulary; this module makes one. The algorithm is
-the likelihood-scored merging of Schuster & Nakajima 2012 (`scoring="likelihood"`), or the
-frequency rule that BPE and the Rust `tokenizers` WordPieceTrainer use
-(`scoring="frequency"`, what chapter 6 trains with).
+`bertedu.tokenization` reads text with a vocabulary; this module makes one (chapters 2, 6).
 """
 from collections import Counter, defaultdict
 from typing import Iterable, Sequence
@@ -22,38 +19,23 @@ def train_wordpiece(
     tokenize_chinese_chars: bool = True,
     scoring: str = "likelihood",
 ) -> list[str]:
-    """Learn a WordPiece vocabulary from `texts`.
-
-    The algorithm (Schuster & Nakajima 2012; the version taught in Hugging Face's course):
+    """Learn a WordPiece vocabulary from `texts` (Schuster & Nakajima 2012).
 
     1. Split the texts into words with `BasicTokenizer` and count each distinct word.
-    2. Spell every word in characters, the first plain and the rest with `##`:
-       "hug" -> `h ##u ##g`. The vocabulary starts as the special tokens + these characters.
-    3. Repeatedly merge the adjacent pair `(a, b)` with the highest score
-       `count(ab) / (count(a) * count(b))`: pairs that occur together more often than their
-       parts' frequencies predict. `h` + `##u` -> `hu`, `##u` + `##g` -> `##ug`. Equal
-       scores go to the more frequent pair, then to the alphabetically first.
+    2. Spell every word in characters, the rest with `##`: "hug" -> `h ##u ##g`.
+    3. Repeatedly merge the adjacent pair `(a, b)` with the best score (ties: the more
+       frequent pair, then the alphabetically first): `h` + `##u` -> `hu`.
     4. Stop at `vocab_size` tokens, or when no pair occurs `min_frequency` times.
-
-    The score favours pairs whose parts are rare on their own, unlike BPE, which merges the
-    most frequent pair; so very common words ("the") are learned late, and a small
-    vocabulary spells them in pieces: at 8,000 tokens on WikiText-2, "the" is still
-    `th ##e`. `scoring="frequency"` merges the most frequent pair instead (BPE's rule,
-    which the Rust `tokenizers` WordPieceTrainer runs despite its name): common words
-    become single tokens first, which is what a small model trained on the vocabulary needs
-    (chapter 6 uses it).
-
-    Counts are kept per distinct word and updated only for the words a merge touches, so
-    WikiText-2's validation set (about 200k words) trains in well under a minute.
 
     Args:
         texts: an iterable of strings (sentences, lines, documents).
         vocab_size: the largest vocabulary to return, special tokens included.
-        min_frequency: a pair must occur at least this often (counting repeated words) to
-            be merged.
+        min_frequency: a pair must occur at least this often (counting repeated words) to be merged.
         special_tokens: put first, in this order (so `[PAD]` gets id 0 by default).
         lowercase, strip_accents, tokenize_chinese_chars: passed to `BasicTokenizer`; use
             the same settings for the `BertTokenizer` that uses the vocabulary.
+        scoring: "likelihood", `count(ab) / (count(a) * count(b))`, or "frequency", `count(ab)`
+            (BPE's rule: common words become whole tokens sooner; chapter 6, section 6.6).
 
     Returns:
         The vocabulary as a list (id = position): special tokens, then the characters
