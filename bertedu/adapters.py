@@ -1,35 +1,14 @@
 """Adapters: small bottleneck layers inside every encoder block, the only encoder weights a task trains.
 
-Houlsby et al., "Parameter-Efficient Transfer Learning for NLP" (ICML 2019). Fine-tuning
-every weight of BERT for every task stores a whole model per task. An adapter is a tiny
-network with a residual connection,
-
-    adapter(h) = h + W_up f(W_down h + b_down) + b_up,    W_down: H -> m, W_up: m -> H, m << H,
-
-inserted twice into every block: after the output projection of the attention sub-layer and
-after the second dense layer of the feed-forward net, just before the residual addition and
-the LayerNorm (the paper's figure 2; the same places as the `adapter-transformers` library):
-
-    LayerNorm(x + adapter(dropout(dense(h))))      instead of      LayerNorm(x + dropout(dense(h)))
-
-The pretrained weights stay frozen; only the adapters, the LayerNorms and the task head
-train, so a task stores a few percent of the model (`save_trainable`) and every task shares
-one copy of the pretrained encoder.
-
-Near-identity start: both projections are drawn with a tiny standard deviation
-(`init_std`, 1e-3 by default; the paper reports that small values work and large ones hurt),
-so an adapted model computes what the pretrained one computed, and training starts from the
-pretrained solution.
+Houlsby et al. 2019: `adapter(h) = h + W_up f(W_down h + b_down) + b_up`, H -> m -> H with
+m << H, after the attention output and the feed-forward output of every block, as
+`LayerNorm(x + adapter(dropout(dense(h))))`; the pretrained weights stay frozen (chapter 7).
 
 Example:
     >>> model = BertForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
     >>> add_adapters(model, bottleneck_size=64)   # two adapters per block
     >>> mark_trainable(model, "adapters")         # adapters + LayerNorms + head
-    >>> trainable_and_total_parameters(model)     # (trainable, total)
-    >>> ... train ...
-    >>> save_trainable(model, "sst2_adapters.safetensors")  # the task's tensors only
-
-Shape legend: B batch size, T sequence length, H hidden size, m bottleneck size.
+    >>> save_trainable(model, "sst2_adapters.safetensors")  # after training: the task's tensors
 """
 from __future__ import annotations
 
@@ -51,11 +30,9 @@ class Adapter(nn.Module):
     """The bottleneck `h + W_up f(W_down h)`: `[..., H] -> [..., H]`, with `2 m H + m + H` parameters.
 
     Args:
-        hidden_size: H, the width of the vectors it adapts.
-        bottleneck_size: m, the width in the middle (the paper tries 8 to 256).
+        hidden_size, bottleneck_size: H and m (the paper tries m from 8 to 256).
         hidden_act: the nonlinearity f, a name from `bertedu.model.ACTIVATIONS` ("gelu").
-        init_std: standard deviation of both projections' initial weights (biases start at 0);
-            small values make the adapter start near the identity.
+        init_std: std of both projections' initial weights; small = a near-identity start.
     """
 
     def __init__(self, hidden_size: int, bottleneck_size: int = 64, hidden_act: str = "gelu",
@@ -78,13 +55,7 @@ class Adapter(nn.Module):
 
 
 class AdaptedOutput(nn.Module):
-    """A sub-layer's output step with an adapter: `LayerNorm(x + adapter(dropout(dense(h))))`.
-
-    It takes over the `dense`, `dropout` and `LayerNorm` of a `BertSelfOutput` (attention) or
-    `BertOutputLayer` (feed-forward) under the same names, so the pretrained tensors keep
-    their Hugging Face names (`encoder.layer.0.attention.output.dense.weight`) and the
-    adapter's are new ones beside them (`encoder.layer.0.attention.output.adapter.down.weight`).
-    """
+    """`LayerNorm(x + adapter(dropout(dense(h))))`, reusing a block output's `dense`, `dropout`, `LayerNorm`."""
 
     def __init__(self, output: nn.Module, adapter: Adapter):
         super().__init__()
@@ -111,11 +82,7 @@ def has_adapters(model: nn.Module) -> bool:
 
 
 def add_adapters(model: nn.Module, bottleneck_size: int = 64, init_std: float = 1e-3) -> nn.Module:
-    """Insert two adapters into every encoder block of `model`, in place, and return it.
-
-    The new adapters get `requires_grad=True` like any new module; call
-    `mark_trainable(model, "adapters")` to freeze the rest. They are created on the model's
-    device and dtype, and in the model's train/eval mode.
+    """Insert two trainable adapters into every encoder block of `model`, in place; return it.
 
     Args:
         model: a bertedu `BertModel`, or a model with a head, loaded with its pretrained weights.
@@ -148,17 +115,8 @@ def is_head_parameter(name: str) -> bool:
 
 
 def mark_trainable(model: nn.Module, mode: str) -> list[str]:
-    """Set `requires_grad` for one of three ways to fine-tune; return the names that train.
-
-    - "full": every parameter trains (classic fine-tuning; a task stores the whole model);
-    - "head": the encoder (embeddings and blocks) is frozen; the pooler and the task head
-      train (a "frozen encoder + head", or feature-based, model);
-    - "adapters": the adapters, every LayerNorm and the pooler and head train (Houlsby et al.);
-      needs `add_adapters` first.
-
-    The pooler counts as part of the head here: it feeds only the classifier, and a task
-    retrains it in every mode.
-    """
+    """Set `requires_grad` for one fine-tuning mode and return the names that train: "full" (all),
+    "head" (pooler and task head), "adapters" (adapters, LayerNorms, pooler, head; after `add_adapters`)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if mode == "adapters" and not has_adapters(model):
@@ -198,10 +156,7 @@ def stored_bytes(model: nn.Module) -> int:
 
 def save_trainable(model: nn.Module, path: str | Path) -> Path:
     """Write only the trainable tensors to a safetensors file, atomically; return its path.
-
-    For an adapter model that is the adapters, the LayerNorms and the head: load them into a
-    fresh pretrained model with the same adapters (`load_trainable`) to get the task back.
-    """
+    `load_trainable` puts them into a fresh pretrained model with the same adapters."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -212,15 +167,12 @@ def save_trainable(model: nn.Module, path: str | Path) -> Path:
 
 
 def load_trainable(model: nn.Module, path: str | Path) -> list[str]:
-    """Copy the tensors of a `save_trainable` file into `model`; return their names.
-
-    Every check runs before anything is copied, so a refused file leaves the model as it was.
+    """Copy the tensors of a `save_trainable` file into `model` (all checks first); return their names.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file names a tensor the model lacks (adapters saved, but the model
-            has none: call `add_adapters` first), or a shape differs (another bottleneck size
-            or head).
+        ValueError: the file names a tensor the model lacks (call `add_adapters` first?), or a
+            shape differs (another bottleneck size or head).
     """
     from safetensors.torch import load_file
 

@@ -1,19 +1,9 @@
 """EDA: easy data augmentation for text classification (Wei & Zou, 2019).
 
-Four cheap edits make new training sentences that (mostly) keep the label:
-
-- **synonym replacement (SR)**: replace n words that have synonyms with one of them;
-- **random insertion (RI)**: n times, insert a synonym of a random word at a random place;
-- **random swap (RS)**: n times, swap two random words;
-- **random deletion (RD)**: delete each word with probability p (at least one word stays).
-
-n = max(1, int(alpha * number of words)), so long sentences get more edits. The paper draws
-synonyms from WordNet; here they come from `SYNONYMS`, a small hand-made table of movie-review
-words (SST-2's domain), so the module needs no download and every edit can be read. Pass your
-own table (`synonyms=`) for another domain. Words are split on whitespace: SST-2's text is
-already tokenized and lower-cased ("it 's a charming , funny film .").
-
-Every function takes a `random.Random`: the same seed gives the same sentences.
+Four cheap edits that (mostly) keep the label: synonym replacement (SR), random insertion
+(RI), random swap (RS), random deletion (RD). Synonyms come from `SYNONYMS`, a small table of
+movie-review words, not WordNet (pass `synonyms=` for another domain). Words are split on
+whitespace. Every function takes a `random.Random`: the same seed gives the same sentences.
 
 Example:
     >>> eda("a charming and funny film", random.Random(0), num_aug=4)  # RD, SR, RI, RS
@@ -157,13 +147,9 @@ def eda(sentence: str, rng: random.Random, alpha_sr: float = 0.1, alpha_ri: floa
         synonyms: Mapping[str, Sequence[str]] = SYNONYMS) -> list[str]:
     """`num_aug` augmented versions of `sentence`, each made by one of the four edits.
 
-    The edits take turns (SR, RI, RS, RD, SR, ...), starting at a random one for each
-    sentence, so that every edit is used equally often over a dataset even when `num_aug`
-    is smaller than 4 (the paper's code makes about `num_aug / 4` sentences with each).
-    The number of words changed by SR, RI and RS is `max(1, int(alpha * words))`; RD
-    deletes each word with probability `p_rd`. An edit whose alpha (or p) is 0 is skipped.
-    Results may repeat or equal the input (e.g. SR on a sentence with no word in the
-    table): EDA does not promise new sentences.
+    The edits take turns (SR, RI, RS, RD, SR, ...) from a random start, so each is used
+    equally often over a dataset; SR, RI and RS change `max(1, int(alpha * words))` words; an
+    edit whose alpha (or p) is 0 is skipped. Results may repeat or equal the input.
 
     Args:
         sentence: one whitespace-tokenized sentence.
