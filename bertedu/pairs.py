@@ -1,21 +1,4 @@
-"""Sentence pairs without a pair input: the bi-encoder side of chapter 9.
-
-A cross-encoder reads both sentences at once, `[CLS] A [SEP] B [SEP]`, and a head on top
-scores the pair (`BertForSequenceClassification`, with `finetuning.SequenceClassificationDataset`
-building the inputs). A bi-encoder reads each sentence alone, turns it into one vector, and
-compares the vectors; Sentence-BERT (Reimers & Gurevych 2019) takes the mean of the last
-layer's token vectors and the cosine of two means. The checkpoint of the book,
-all-MiniLM-L6-v2, was trained for exactly that, so it scores sentence similarity with no
-fine-tuning at all. This module holds that recipe:
-
-- `bertedu.pooling.mean_pool`: the mean of the token vectors of each sentence, padding left out;
-- `embed_sentences`: one vector per sentence, in length-sorted batches, each distinct
-  sentence encoded once;
-- `cosine_scores`: the cosine of the vectors of `sentences_a[i]` and `sentences_b[i]`;
-- `majority_baseline_scores`: what always predicting the most frequent training class scores;
-- `SentencePairDataset` and `BiEncoderForSimilarity`: fine-tuning the bi-encoder with
-  Sentence-BERT's regression objective, the cosine of the two vectors against the gold
-  similarity scaled to [0, 1], mean squared error.
+"""Sentence pairs without a pair input: the bi-encoder side of chapter 9 (Sentence-BERT, 2019).
 
 Example:
     >>> model = BertModel.from_pretrained(minilm_path())
@@ -55,21 +38,12 @@ def _check_sentences(sentences, name: str) -> list[str]:
 
 def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch_size: int = 64,
                     max_length: int = 128) -> torch.Tensor:
-    """One mean-pooled vector per sentence, each sentence read alone.
-
-    Distinct sentences are encoded once, in batches of similar length (little padding);
-    the rows come back in the order of `sentences`. The model is put in eval mode (no
-    dropout) and given back in the mode it came in.
+    """One mean-pooled vector per sentence, FloatTensor `[N, H]` on the CPU, each read alone.
 
     Args:
-        model: a `bertedu.BertModel` (anything returning `last_hidden_state`).
-        tokenizer: a `bertedu.tokenization.BertTokenizer`.
-        sentences: `N` strings.
-        batch_size: sentences per forward pass.
-        max_length: longest encoding, `[CLS]` and `[SEP]` included; longer sentences are cut.
-
-    Returns:
-        FloatTensor `[N, H]` on the CPU.
+        model, tokenizer: a `bertedu.BertModel` (run in eval mode) and its `BertTokenizer`.
+        sentences: `N` strings; each distinct one is encoded once, in length-sorted batches.
+        batch_size, max_length: sentences per forward pass; longest encoding (longer ones are cut).
     """
     sentences = _check_sentences(sentences, "sentences")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -90,14 +64,11 @@ def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch
 
 def cosine_scores(model: nn.Module, tokenizer, sentences_a: Sequence[str], sentences_b: Sequence[str],
                   **kwargs) -> torch.Tensor:
-    """The bi-encoder's similarity of each pair: cos(mean vector of A_i, mean vector of B_i).
+    """cos(mean vector of A_i, mean vector of B_i) for each pair: FloatTensor `[N]` in [-1, 1].
 
     Args:
         sentences_a, sentences_b: `N` strings each; pair i is `(sentences_a[i], sentences_b[i])`.
-        **kwargs: `batch_size`, `max_length` (see `embed_sentences`).
-
-    Returns:
-        FloatTensor `[N]` of cosines in [-1, 1].
+        **kwargs: passed to `embed_sentences`.
     """
     sentences_a = _check_sentences(sentences_a, "sentences_a")
     sentences_b = _check_sentences(sentences_b, "sentences_b")
@@ -110,14 +81,10 @@ def cosine_scores(model: nn.Module, tokenizer, sentences_a: Sequence[str], sente
 
 
 def majority_baseline_scores(train_labels: Sequence[int], eval_labels: Sequence[int]) -> dict:
-    """Predict the most frequent class of the training labels for every evaluation example.
-
-    Ties go to the smaller class id, so the result does not depend on the order of the data.
+    """Predict the most frequent training class (ties: the smallest id) for every eval example.
 
     Returns:
-        `{"label": the class predicted, "accuracy": its accuracy on eval_labels,
-        "predictions": [label] * len(eval_labels)}`; the predictions feed any other metric
-        (e.g. F1 of the positive class).
+        `{"label": that class, "accuracy": on eval_labels, "predictions": [label] * len(eval_labels)}`.
     """
     if len(train_labels) == 0 or len(eval_labels) == 0:
         raise ValueError("majority_baseline_scores needs at least one training and one evaluation label")
@@ -132,25 +99,10 @@ def majority_baseline_scores(train_labels: Sequence[int], eval_labels: Sequence[
 # Fine-tuning the bi-encoder: Sentence-BERT's regression objective
 # ---------------------------------------------------------------------------------------
 class SentencePairDataset:
-    """Sentence pairs for a bi-encoder: A and B tokenized **separately**, each `[CLS] s [SEP]`.
+    """Sentence pairs for a bi-encoder: A and B tokenized **separately**, each `[CLS] s [SEP]`
+    (cut at `max_length`); `labels`: `N` finite numbers (e.g. the STS-B score / 5) or None.
 
-    `dataset[i]` is `{"input_ids_a": LongTensor [Ta_i], "input_ids_b": LongTensor [Tb_i],
-    "labels": 0-dim float tensor}` (no `labels` for unlabelled data), and
-    `dataset.collate(items)` pads each side of a batch to its own longest sentence.
-    `dataset.lengths[i] = Ta_i + Tb_i`, the tokens the encoder reads for the pair, feeds
-    the length-grouped batches of `train` and the sorted ones of `finetuning.predict_logits`.
-
-    Example:
-        >>> ds = SentencePairDataset(tokenizer, ["a dog runs"], ["a dog is running"], labels=[0.9])
-        >>> batch = ds.collate([ds[0]])
-        >>> sorted(batch)
-        ['attention_mask_a', 'attention_mask_b', 'input_ids_a', 'input_ids_b', 'labels']
-
-    Args:
-        tokenizer: a `bertedu.tokenization.BertTokenizer`.
-        sentences_a, sentences_b: `N` strings each; pair i is `(sentences_a[i], sentences_b[i])`.
-        labels: `N` finite numbers (the target similarity, e.g. the STS-B score / 5), or None.
-        max_length: longest encoding of one sentence, `[CLS]` and `[SEP]` included.
+    Items: `input_ids_a` `[Ta_i]`, `input_ids_b` `[Tb_i]`, float `labels`; `lengths[i] = Ta_i + Tb_i`.
     """
 
     def __init__(self, tokenizer, sentences_a: Sequence[str], sentences_b: Sequence[str],
@@ -185,27 +137,13 @@ class SentencePairDataset:
         return dict(self.items[i])
 
     def collate(self, items: Sequence[dict]) -> dict:
-        """Pad each side to its longest sentence (`bertedu.batching.pad_collate`).
-
-        Returns:
-            `input_ids_a`, `attention_mask_a`: LongTensors `[B, Ta]`; `input_ids_b`,
-            `attention_mask_b`: `[B, Tb]`; `labels`: FloatTensor `[B]` if the items have labels.
-        """
+        """Pad each side: `input_ids_a`, `attention_mask_a` `[B, Ta]`, `..._b` `[B, Tb]`, `labels` `[B]`."""
         return pad_collate(items, self.pad_token_id)
 
 
 class BiEncoderForSimilarity(nn.Module):
-    """A bi-encoder trained as regression: the cosine of two mean-pooled vectors, MSE loss.
-
-    Sentence-BERT's regression objective (Reimers & Gurevych 2019, section 3): encode A and
-    B alone with the same encoder, `u = mean_pool(A)`, `v = mean_pool(B)`, predict
-    `cos(u, v)` and minimise `(cos(u, v) - label)^2`, with the gold similarity scaled to
-    [0, 1] (STS-B: score / 5). sentence-transformers calls this `CosineSimilarityLoss`.
-    The encoder has no new weights: fine-tuning starts from exactly the zero-shot scorer
-    of `cosine_scores`.
-
-    `forward` returns a `heads.HeadOutput` whose `logits` `[B, 1]` hold the cosines, so
-    `training.train` and `finetuning.predict_logits` work with it unchanged.
+    """A bi-encoder trained as regression: the cosine of two mean-pooled vectors, MSE loss
+    (Reimers & Gurevych 2019, section 3). No new weights: it starts as `cosine_scores`.
 
     Args:
         bert: a `bertedu.BertModel`, e.g. `BertModel.from_pretrained(minilm_path())`.
@@ -229,15 +167,11 @@ class BiEncoderForSimilarity(nn.Module):
     def forward(self, input_ids_a: torch.Tensor, attention_mask_a: torch.Tensor,
                 input_ids_b: torch.Tensor, attention_mask_b: torch.Tensor,
                 labels: torch.Tensor | None = None) -> HeadOutput:
-        """Cosines of the pairs, and their MSE against `labels` when given.
+        """`HeadOutput(loss=mean((cos - labels)^2) or None, logits=cos [B, 1])`.
 
         Args:
-            input_ids_a, attention_mask_a: `[B, Ta]`, sentence A alone (`[CLS] A [SEP]`).
-            input_ids_b, attention_mask_b: `[B, Tb]`, sentence B alone.
+            input_ids_a, attention_mask_a, input_ids_b, attention_mask_b: `[B, Ta]`, `[B, Tb]`.
             labels: FloatTensor `[B]`, the target cosine (e.g. the STS-B score / 5).
-
-        Returns:
-            `HeadOutput(loss=mean((cos - labels)^2) or None, logits=cos [B, 1])`.
         """
         u = self.encode(input_ids_a, attention_mask_a)  # (B, H)
         v = self.encode(input_ids_b, attention_mask_b)  # (B, H)
