@@ -1,28 +1,8 @@
 """Fine-tuning glue for whole-sequence tasks: one text (or a pair) in, one class or one number out.
 
-Chapters 7-9 fine-tune `BertForSequenceClassification` on SST-2, SMS Spam, MRPC, RTE and
-STS-B. What sits between the dataset records and `bertedu.training.train`:
-
-- `SequenceClassificationDataset` tokenizes every text once: `[CLS] A [SEP]` for one
-  sentence, `[CLS] A [SEP] B [SEP]` for a pair (Devlin et al. 2019, figure 4). Each item has
-  a class id (`num_labels >= 2`, cross-entropy) or a real-valued target (`num_labels == 1`,
-  regression with mean squared error, as STS-B), the convention of `BertConfig.num_labels`.
-- Dynamic padding: `collate_classification` (`bertedu.batching.pad_collate`) pads a batch
-  only to its own longest example, not to a fixed `max_length`. Most SST-2 sentences are
-  short, so a batch padded to 128 would be mostly `[PAD]`, which the encoder still computes.
-- Length-grouped batches: the dataset has `lengths`, so `train` draws its batches with
-  `bertedu.batching.LengthGroupedBatches`, which puts examples of similar length into the
-  same batch, so that little padding is left at all (re-exported here with `pad_sequences`,
-  `sorted_batches`, `padding_fraction`).
-- `predict_logits` runs a model over a dataset for evaluation, in length-sorted batches.
-- `majority_class` (the baseline every score is read against) and `confident_mistakes`
-  (the wrong predictions the model was surest of, where error analysis starts).
-
-Example:
-    >>> train_set = SequenceClassificationDataset.from_records(load_sst2("train"), tokenizer)
-    >>> batch = train_set.collate([train_set[0], train_set[1]])
-    >>> batch["input_ids"].shape  # [2, length of the longer of the two]
-    torch.Size([2, 11])
+`SequenceClassificationDataset` tokenizes once (`[CLS] A [SEP] B [SEP]` for a pair) and pads
+each batch to its own longest (chapters 7-9); `predict_logits`, `majority_class` and
+`confident_mistakes` evaluate.
 """
 from __future__ import annotations
 
@@ -40,20 +20,8 @@ from .batching import (LengthGroupedBatches, model_device, pad_collate, pad_sequ
 
 
 def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Pad a list of `SequenceClassificationDataset` items to the longest one (dynamic padding):
-    `bertedu.batching.pad_collate`.
-
-    Padding gets `pad_token_id`, token type 0 and attention 0, so the encoder ignores it.
-
-    Args:
-        items: dicts with 1-D LongTensors `input_ids` and `token_type_ids` (length `T_i`)
-            and, for labelled data, a 0-dim `labels` (long for classes, float for regression).
-        pad_token_id: the `[PAD]` id (`tokenizer.pad_token_id`, 0 in BERT's vocabularies).
-
-    Returns:
-        `input_ids`, `attention_mask`, `token_type_ids`: LongTensors `[B, T]` with
-        `T = max T_i`; `labels`: `[B]` if the items have labels.
-    """
+    """Pad `SequenceClassificationDataset` items to the longest with `pad_token_id` (`pad_collate`):
+    `input_ids`, `attention_mask`, `token_type_ids` LongTensors `[B, max T_i]`, `labels` `[B]` if any."""
     return pad_collate(items, pad_token_id)
 
 
@@ -61,8 +29,7 @@ def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
 # The dataset
 # ---------------------------------------------------------------------------------------
 def _check_label(label, i: int, num_labels: int) -> None:
-    """Raise if `label` (of example `i`) is not a class id in [0, num_labels) or, for
-    num_labels == 1, a finite number."""
+    """Raise unless `label` (example `i`) is a class id in [0, num_labels), or a finite number if 1."""
     if label is None:
         raise ValueError(f"labels[{i}] is None (GLUE test splits have no labels): pass labels=None "
                          "for unlabelled data, or drop the example")
@@ -83,26 +50,14 @@ def _check_label(label, i: int, num_labels: int) -> None:
 class SequenceClassificationDataset:
     """Texts or text pairs, tokenized once, each with a class id or a regression target.
 
-    `dataset[i]` is `{"input_ids": LongTensor [T_i], "token_type_ids": LongTensor [T_i],
-    "labels": 0-dim tensor}` (no `labels` for unlabelled data); `T_i` differs per example,
-    and `dataset.collate(items)` pads a batch to its longest (`collate_classification`).
-    `dataset.lengths[i] = T_i` feeds `LengthGroupedBatches`.
-
-    Example:
-        >>> ds = SequenceClassificationDataset(tokenizer, ["a fine film", "dull"], labels=[1, 0])
-        >>> ds[1]
-        {'input_ids': tensor([  101, 10634,   102]), 'token_type_ids': tensor([0, 0, 0]), 'labels': tensor(0)}
+    Items: `input_ids`, `token_type_ids` `[T_i]` and a 0-dim `labels`; `lengths[i] = T_i`.
 
     Args:
         tokenizer: a `bertedu.tokenization.BertTokenizer`.
-        texts: `N` strings (sentence A).
-        labels: `N` class ids in `[0, num_labels)`, or `N` numbers when `num_labels == 1`;
-            None for unlabelled data.
-        text_pairs: `N` strings (sentence B) for pair tasks (MRPC, RTE, STS-B), or None.
-        num_labels: number of classes; 1 means regression (float targets, MSE loss), the
-            convention of `BertConfig.num_labels` and `BertForSequenceClassification`.
-        max_length: longest encoding, special tokens included; longer inputs are cut,
-            the longer sentence of a pair first (`truncation="longest_first"`).
+        texts, text_pairs: `N` strings (sentence A), and `N` (sentence B) for pair tasks or None.
+        labels: `N` class ids in `[0, num_labels)`, or numbers when `num_labels == 1`; or None.
+        num_labels: number of classes; 1 means regression (float targets, MSE loss).
+        max_length: longest encoding; longer inputs are cut, the longer sentence first.
     """
 
     def __init__(self, tokenizer, texts: Sequence[str], labels: Sequence | None = None,
@@ -138,19 +93,12 @@ class SequenceClassificationDataset:
     def from_records(cls, records: Sequence[dict], tokenizer, text_key: str = "sentence",
                      pair_key: str | None = None, label_key: str | None = "label",
                      **kwargs) -> "SequenceClassificationDataset":
-        """Build from the records of a `bertedu.data` loader.
-
-        Examples:
-            >>> from_records(load_sst2("train"), tok)                                  # SST-2
-            >>> from_records(load_smsspam(), tok, text_key="text")                     # SMS Spam
-            >>> from_records(load_mrpc("dev"), tok, "sentence1", "sentence2")          # MRPC, RTE
-            >>> from_records(load_stsb("dev"), tok, "sentence1", "sentence2", "score",
-            ...              num_labels=1)                                             # STS-B
+        """Build from the records of a `bertedu.data` loader, e.g.
+        `from_records(load_mrpc("dev"), tok, "sentence1", "sentence2")`.
 
         Args:
             records: dicts, e.g. `{"sentence": ..., "label": ...}`.
-            text_key, pair_key: the keys of sentence A and (for pairs) sentence B.
-            label_key: the key of the label; None for unlabelled data.
+            text_key, pair_key, label_key: the keys of sentence A, sentence B (or None), label (or None).
             **kwargs: `num_labels`, `max_length` (see the class).
         """
         if len(records) == 0:
@@ -179,22 +127,8 @@ class SequenceClassificationDataset:
 # Evaluation
 # ---------------------------------------------------------------------------------------
 def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, batch_size: int = 64) -> torch.Tensor:
-    """The model's `logits` for every example, in dataset order.
-
-    Examples are fed in length-sorted batches (`bertedu.batching.predict`), so little
-    padding is computed; the rows are put back in dataset order. The model is put in eval
-    mode (no dropout) and given back in the mode it came in. Labels are not passed to the model.
-
-    Args:
-        model: e.g. a `BertForSequenceClassification`.
-        dataset: a `SequenceClassificationDataset` (anything with `lengths`, `collate`
-            and items of `input_ids`).
-        batch_size: examples per forward pass.
-
-    Returns:
-        FloatTensor `[N, num_labels]` on the CPU; `logits.argmax(-1)` are the predicted
-        classes, or `logits[:, 0]` the predicted scores of a regression head.
-    """
+    """The model's `logits` `[N, num_labels]` (CPU) for every example of `dataset`, in dataset order,
+    from length-sorted batches of `batch_size` in eval mode (`batching.predict`)."""
     rows = predict(model, dataset, lambda model, batch: model(**batch).logits.float(), batch_size)
     return torch.stack(rows)  # (N, num_labels)
 
@@ -203,15 +137,7 @@ def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, bat
 # Error analysis and baselines
 # ---------------------------------------------------------------------------------------
 def majority_class(labels: Sequence[int]) -> int:
-    """The most frequent class id of `labels` (the smallest id on a tie).
-
-    The majority-class baseline predicts it for every example: choose it on the training
-    labels, score it on the test labels, and print it next to every metric of a model.
-
-    Example:
-        >>> majority_class([0, 1, 1, 2, 1])
-        1
-    """
+    """The most frequent class id of `labels` (the smallest on a tie): the majority baseline."""
     labels = [int(y) for y in (labels.tolist() if hasattr(labels, "tolist") else labels)]
     if not labels:
         raise ValueError("labels is empty: the majority class of no examples is undefined")
@@ -220,25 +146,13 @@ def majority_class(labels: Sequence[int]) -> int:
 
 
 def confident_mistakes(logits: torch.Tensor, labels: Sequence[int], k: int = 5) -> list[dict]:
-    """The `k` wrong predictions the model was surest of, surest first.
-
-    The confidence of a prediction is the softmax probability of the predicted class. The
-    most confident mistakes are where to look first in error analysis: wrong labels, irony,
-    a negation the model missed.
-
-    Example:
-        >>> confident_mistakes(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0]]), [1, 0, 0], k=5)
-        [{'index': 1, 'label': 0, 'predicted': 1, 'confidence': 0.952...},
-         {'index': 0, 'label': 1, 'predicted': 0, 'confidence': 0.880...}]
+    """The `k` wrong predictions the model was surest of, as dicts `{"index", "label", "predicted",
+    "confidence"}` (softmax probability), surest first (ties by index).
 
     Args:
         logits: FloatTensor `[N, C]`, e.g. from `predict_logits`.
         labels: the `N` true class ids.
-        k: how many mistakes at most (fewer if the model made fewer).
-
-    Returns:
-        Up to `k` dicts `{"index", "label", "predicted", "confidence"}`, `index` into the
-        dataset, sorted by decreasing confidence (ties by index).
+        k: how many mistakes at most.
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise ValueError(f"logits must be a 2-D tensor [N, num_classes], got "
