@@ -1,35 +1,9 @@
 """Text from a masked language model: naive left-to-right filling and mask-predict (chapter 15).
 
-BERT is trained to fill in blanks with both sides in view, not to continue a text. This module
-holds the two ways the chapter makes it write anyway:
-
-- `left_to_right`: fill one `[MASK]` at a time, from left to right, either appending a fresh
-  `[MASK]` after the text so far (`future_masks=False`) or filling the leftmost of a row of
-  `[MASK]`s (`future_masks=True`). The model is used far from how it was trained: it never
-  saw a `[MASK]` whose right side was empty, or a sentence that was mostly `[MASK]`s.
-- `mask_predict`: the iterative decoding of Ghazvininejad et al. (2019), "Mask-Predict:
-  Parallel Decoding of Conditional Masked Language Models". Start from `N` `[MASK]`s, predict
-  every one of them at once, then for `t = 1 .. T-1` re-mask the
-  `n_t = floor(N (T - t) / T)` generated tokens the model is least sure of and predict them
-  again, now with the more confident tokens in view (`mask_schedule`).
-
-`pseudo_log_likelihood` scores a text the way a masked language model can: each WordPiece
-masked in turn and predicted from all the others (Salazar et al. 2020, "Masked Language Model
-Scoring"); it is not the log-probability of the text, which an MLM does not define.
-
-The generators read an optional `prompt` before the generated slots and an optional `suffix` after
-them, `[CLS] prompt [MASK] ... [MASK] suffix [SEP]`, and both return every step as a
-`GenerationStep`, so the chapter can print the text as it forms. Decoding is greedy (the most
-probable WordPiece) by default; `temperature > 0` samples instead (from the `top_k` most
-probable WordPieces if `top_k` is given), with the random numbers of `generator`.
-Special tokens (`[CLS]`, `[SEP]`, `[PAD]`, `[MASK]`, `[UNK]`) are never generated.
-
-Shapes: `T` is the length of the whole sequence, special tokens included; `N` the number of
-generated slots; `V` the vocabulary size.
+Also `pseudo_log_likelihood`, a text's score (Salazar et al. 2020). Shapes: `T` the whole
+sequence, special tokens included; `N` the generated slots; `V` the vocabulary.
 
 Example:
-    >>> model = BertForPreTraining.from_pretrained(folder)
-    >>> tokenizer = BertTokenizer.from_pretrained(folder)
     >>> steps = mask_predict(model, tokenizer, 8, prompt="the film", iterations=4)
     >>> [step.text(tokenizer) for step in steps]      # the 8 slots after each pass
 """
@@ -48,19 +22,13 @@ __all__ = ["GenerationStep", "mask_schedule", "mask_predict", "left_to_right", "
 
 @dataclass
 class GenerationStep:
-    """One forward pass of a generator.
+    """One forward pass of a generator; every tensor is `[T]`.
 
     Attributes:
         iteration: 0 for the first pass.
-        input_ids: LongTensor `[T]`, what the model read: `[CLS]`, the prompt, the slots
-            (a guess or `[MASK]`), the suffix, `[SEP]`.
-        output_ids: LongTensor `[T]`, the sequence after this pass: the masked slots filled.
-        probabilities: FloatTensor `[T]`, at each generated slot the probability the model
-            gave the token it now holds, when it chose it; 1 for the given tokens and 0 for a
-            slot not generated yet.
-        masked: BoolTensor `[T]`, the positions that were `[MASK]` in `input_ids` and were
-            predicted in this pass.
-        slots: BoolTensor `[T]`, the positions of the generated slots (fixed tokens: False).
+        input_ids, output_ids: LongTensors, what the model read and the sequence after this pass.
+        probabilities: FloatTensor, each slot token's probability when chosen (given: 1, not yet: 0).
+        masked, slots: BoolTensors, the positions predicted in this pass, and all generated slots.
     """
 
     iteration: int
@@ -76,13 +44,7 @@ class GenerationStep:
         return int(self.masked.sum())
 
     def text(self, tokenizer, which: str = "output", mask: str = "_") -> str:
-        """The generated slots as text (`##` pieces glued), `[MASK]` shown as `mask`.
-
-        Args:
-            tokenizer: the model's `BertTokenizer`.
-            which: "output" (after this pass) or "input" (what the model read).
-            mask: how to show a `[MASK]`.
-        """
+        """The generated slots as text, `[MASK]` shown as `mask`; `which`: "output" or "input"."""
         if which not in ("output", "input"):
             raise ValueError(f"which must be 'output' or 'input', got {which!r}")
         ids = (self.output_ids if which == "output" else self.input_ids)[self.slots]
@@ -91,11 +53,7 @@ class GenerationStep:
 
 
 def mask_schedule(length: int, iterations: int) -> list[int]:
-    """How many slots each pass of mask-predict predicts: `[N, n_1, ..., n_k]`.
-
-    The first pass predicts all `N = length` slots; pass `t = 1 .. T-1` re-masks
-    `n_t = floor(N (T - t) / T)` of them, a linear decay (Ghazvininejad et al. 2019,
-    section 3.2). Passes with `n_t = 0` are left out, so the list can be shorter than `T`.
+    """Slots each mask-predict pass predicts: `[N, n_1, ...]`, `n_t = floor(N (T - t) / T)`, zeros left out.
 
     Example:
         >>> mask_schedule(10, 4)
@@ -110,35 +68,21 @@ def mask_schedule(length: int, iterations: int) -> list[int]:
 def mask_predict(model, tokenizer, length: int, *, prompt: str = "", suffix: str = "",
                  iterations: int = 10, temperature: float = 0.0, top_k: int | None = None,
                  generator: torch.Generator | None = None) -> list[GenerationStep]:
-    """Generate `length` WordPieces with mask-predict (Ghazvininejad et al. 2019).
-
-    The sequence is `[CLS] prompt [MASK]*length suffix [SEP]` (one segment). Pass 0 predicts
-    every slot. Each later pass `t` re-masks the `n_t` slots with the lowest probabilities
-    (`mask_schedule`; ties go to the leftmost slot), predicts them again with the other
-    slots in view, and updates only those slots and their probabilities: a token that was
-    not re-masked keeps the probability it had when it was chosen, as in the paper.
+    """Generate `length` WordPieces with mask-predict (Ghazvininejad et al. 2019): predict every
+    slot, then re-mask the `n_t` least probable (`mask_schedule`; ties: leftmost) and predict again.
 
     Args:
-        model: a BERT with an MLM head (`BertForMaskedLM`, `BertForPreTraining`, or a
-            `transformers` one): `model(input_ids).logits` is `[1, T, V]`.
-        tokenizer: its `BertTokenizer`.
-        length: N, the number of WordPieces to generate, at least 1.
-        prompt, suffix: fixed text before and after the slots (never re-masked).
-        iterations: T, the number of passes at most, at least 1.
-        temperature: 0 = take the most probable WordPiece; > 0 = sample from
-            `softmax(logits / temperature)`. The recorded probability is always the
-            model's own (temperature 1).
-        top_k: when sampling, draw only from the `top_k` most probable WordPieces (None: all).
-        generator: the `torch.Generator` for sampling (None: torch's global one).
+        model, tokenizer: a BERT with an MLM head (`model(input_ids).logits` `[1, T, V]`) and its tokenizer.
+        length, iterations: N WordPieces to generate, T passes at most (each >= 1).
+        prompt, suffix: fixed text before and after the slots.
+        temperature, top_k, generator: 0 = greedy; > 0 = sample from `softmax(logits / temperature)`,
+            from the `top_k` most probable (None: all), with `generator` (None: torch's global one).
 
     Returns:
-        One `GenerationStep` per pass (`len(mask_schedule(length, iterations))` of them); the
-        last one's `output_ids` is the result.
+        One `GenerationStep` per pass; the last one's `output_ids` is the result.
 
     Raises:
-        ValueError: no MLM head, a vocabulary that does not match the model, a length or
-            number of iterations below 1, a negative temperature, or a sequence longer than
-            the model's position embeddings.
+        ValueError: no MLM head, a tokenizer/model vocabulary mismatch, a bad argument, or too long a sequence.
     """
     template, slots = _template(model, tokenizer, length, prompt, suffix, temperature, top_k)
     schedule = mask_schedule(length, iterations)
@@ -167,25 +111,12 @@ def mask_predict(model, tokenizer, length: int, *, prompt: str = "", suffix: str
 def left_to_right(model, tokenizer, length: int, *, prompt: str = "", suffix: str = "",
                   future_masks: bool = False, temperature: float = 0.0, top_k: int | None = None,
                   generator: torch.Generator | None = None) -> list[GenerationStep]:
-    """Generate `length` WordPieces one at a time, from left to right (the naive way).
-
-    With `future_masks=False`, each pass appends one `[MASK]` to the text so far and predicts
-    it: `[CLS] prompt y_1 .. y_{t-1} [MASK] suffix [SEP]`, so the sequence grows by one per
-    pass. With `future_masks=True`, the sequence is `[CLS] prompt [MASK]*length suffix [SEP]`
-    from the start, and pass `t` fills the leftmost `[MASK]` with the others still in view.
-    Either way, each slot is predicted once and never revised.
+    """Generate `length` WordPieces left to right, never revised: one `GenerationStep` each.
 
     Args:
         model, tokenizer, length, prompt, suffix, temperature, top_k, generator: as in `mask_predict`.
-        future_masks: keep the not yet generated slots in the input as `[MASK]`s.
-
-    Returns:
-        One `GenerationStep` per generated WordPiece (`length` of them). With
-        `future_masks=False` the tensors of step `t` have `len(prefix) + t + 1 + len(suffix)`
-        entries; `slots` marks the WordPieces generated so far, including this pass's.
-
-    Raises:
-        ValueError: as `mask_predict`.
+        future_masks: False: append one `[MASK]` per pass to the text so far (the sequence grows);
+            True: start from `length` `[MASK]`s and fill the leftmost each pass.
     """
     template, slots = _template(model, tokenizer, length, prompt, suffix, temperature, top_k)
     start = int(slots.nonzero()[0])                                   # first slot: after [CLS] prompt
@@ -225,21 +156,13 @@ def left_to_right(model, tokenizer, length: int, *, prompt: str = "", suffix: st
 
 def pseudo_log_likelihood(model, tokenizer, text: str, *, prompt: str = "",
                           batch_size: int = 64) -> torch.Tensor:
-    """`log P(x_t | every other token)` for each WordPiece `x_t` of `text`, each masked in turn.
-
-    The sequence is `[CLS] prompt text [SEP]`; row `i` of the batch masks the `i`-th WordPiece
-    of `text` (the prompt is context only, never scored). The sum of the result is the
-    pseudo-log-likelihood of Salazar et al. (2020); it is not `log P(text)`, which a masked
-    language model does not define. The softmax runs over the whole vocabulary.
+    """FloatTensor `[n]`: `log P(x_t | every other token)` (nats) for each WordPiece `x_t` of `text`,
+    each masked in turn; the sum is the pseudo-log-likelihood (Salazar et al. 2020), not `log P(text)`.
 
     Args:
         model, tokenizer: as in `mask_predict`.
-        text: the text to score, at least one WordPiece.
-        prompt: context before it.
+        text, prompt: the text to score (at least one WordPiece), and context before it.
         batch_size: rows per forward pass.
-
-    Returns:
-        FloatTensor `[n]`, one log-probability (nats) per WordPiece of `text`.
 
     Raises:
         ValueError: as `mask_predict`, or a `text` with no WordPiece.
