@@ -1,37 +1,9 @@
 """One way to batch: the protocol every dataset follows, its padding, and its batch orders.
 
-The protocol. A dataset that `bertedu.training.train` and `predict` read has
-
-- `len(dataset)` and `dataset[i]`: one example, a dict of tensors: 1-D LongTensors of the
-  example's own length `T_i` (`input_ids`, `token_type_ids`, per-token `labels`...) and
-  0-dim tensors (a class id, a score, `start_positions`...);
-- `dataset.lengths`: the `N` token counts `T_i`, for batches of similar length
-  (`LengthGroupedBatches` in training, `sorted_batches` in evaluation);
-- `dataset.collate(items)`: a list of examples -> a dict of batched tensors, usually
-  `pad_collate(items, pad_token_id)` (dynamic padding: each batch padded to its own
-  longest example, not to a fixed `max_length`).
-
-`pad_collate` pads every 1-D key to the batch's longest: `input_ids` with `[PAD]`,
-`labels` with -100 (`heads.IGNORE_INDEX`, ignored by every loss), anything else
-(`token_type_ids`...) with 0; every `input_ids` key gets its `attention_mask` (1 = token,
-0 = padding); 0-dim keys are stacked into `[B]`. A key must be on all items of a batch or
-on none.
-
-Batch orders, each a pure function of the step, so a resumed run draws the same batches:
-`batch_indices` (random batches, seeded by `(seed, epoch)`) and `LengthGroupedBatches`
-(random batches of examples of similar length). `train` uses the second when the dataset
-has `lengths`.
-
-Evaluation: `eval_mode(model)` (dropout off, no gradients, the mode given back, even on an
-error) and `predict`, which runs a model over a dataset in length-sorted batches and gives
-back one output row per example, in dataset order.
-
-Example:
-    >>> items = [{"input_ids": torch.tensor([101, 7, 102]), "labels": torch.tensor(1)},
-    ...          {"input_ids": torch.tensor([101, 102]), "labels": torch.tensor(0)}]
-    >>> pad_collate(items, pad_token_id=0)
-    {'input_ids': tensor([[101,   7, 102], [101, 102,   0]]),
-     'attention_mask': tensor([[1, 1, 1], [1, 1, 0]]), 'labels': tensor([1, 0])}
+The protocol: a dataset that `training.train` and `predict` read has
+- `len(dataset)` and `dataset[i]`: a dict of 1-D tensors `[T_i]` and 0-dim tensors;
+- `dataset.lengths`: the `N` token counts `T_i` (for `LengthGroupedBatches`, `sorted_batches`);
+- `dataset.collate(items)`: a dict of batched tensors, usually `pad_collate(items, pad_token_id)`.
 """
 from __future__ import annotations
 
@@ -51,20 +23,8 @@ TARGET_KEYS = ("labels", "next_sentence_label", "start_positions", "end_position
 # Padding
 # ---------------------------------------------------------------------------------------
 def pad_sequences(sequences: Sequence[Sequence[int] | torch.Tensor], padding_value: int) -> torch.Tensor:
-    """Stack 1-D sequences of different lengths into one LongTensor, padded on the right.
-
-    Example:
-        >>> pad_sequences([[5, 6, 7], [8]], padding_value=0)
-        tensor([[5, 6, 7],
-                [8, 0, 0]])
-
-    Args:
-        sequences: `B` lists (or 1-D tensors) of ints.
-        padding_value: what fills the positions after each sequence's end.
-
-    Returns:
-        LongTensor of shape `[B, T]`, `T` the longest length.
-    """
+    """Stack `B` 1-D int sequences (lists or tensors) into a LongTensor `[B, T]`, `T` the longest,
+    right-padded with `padding_value`."""
     if len(sequences) == 0:
         raise ValueError("cannot pad an empty list of sequences: a batch needs at least one example")
     B, T = len(sequences), max(len(s) for s in sequences)
@@ -91,20 +51,18 @@ def padding_value(key: str, pad_token_id: int) -> int:
 
 
 def pad_collate(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Batch a list of examples, padding each to the longest one (dynamic padding).
+    """Batch a list of examples, padding each 1-D key to the longest (dynamic padding).
 
     Args:
-        items: `B` dicts of tensors with the same keys: 1-D integer tensors of the example's
-            length `T_i`, or 0-dim tensors.
-        pad_token_id: the `[PAD]` id (`tokenizer.pad_token_id`, 0 in BERT's vocabularies).
+        items: `B` dicts with the same keys: 1-D integer tensors `[T_i]` or 0-dim tensors.
+        pad_token_id: the `[PAD]` id.
 
     Returns:
-        Every 1-D key as a LongTensor `[B, max T_i]`, padded with `padding_value(key)`;
-        for every `input_ids{suffix}` key without its mask, `attention_mask{suffix}` `[B, T]`
-        (1 = token, 0 = padding), right after it; every 0-dim key stacked into `[B]`.
+        1-D keys as LongTensors `[B, max T_i]` padded with `padding_value(key)`, plus an
+        `attention_mask{suffix}` (1 = token) for each `input_ids{suffix}`; 0-dim keys as `[B]`.
 
     Raises:
-        ValueError: no items, or a key on some items only (e.g. `labels` on 3 of 4).
+        ValueError: no items, or a key on some items only.
     """
     if len(items) == 0:
         raise ValueError("cannot collate an empty list of examples")
@@ -132,10 +90,7 @@ def pad_collate(items: Sequence[dict], pad_token_id: int) -> dict:
 # Batch orders
 # ---------------------------------------------------------------------------------------
 def derive_seed(*numbers: int) -> int:
-    """Combine integers into one seed: `derive_seed(seed, epoch)` differs for every epoch.
-
-    Arithmetic, not Python's `hash`, so every process and every run computes the same value.
-    """
+    """Combine integers into one seed, the same in every process (no `hash`): `derive_seed(seed, epoch)`."""
     seed = 0
     for n in numbers:
         seed = (seed * 1_000_003 + int(n)) % (2**63)
@@ -150,12 +105,8 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 
 def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> tuple[list[int], int]:
-    """The example indices of global batch number `step`, and its epoch.
-
-    Epoch e visits the examples in the order of a permutation seeded by `(seed, e)`. The
-    batch depends on the step alone, so a resumed run draws exactly the batches the
-    uninterrupted run would have drawn.
-    """
+    """The example indices of global batch `step` and its epoch (a permutation seeded by `(seed, epoch)`):
+    the step alone decides, so a resumed run draws the same batches."""
     per_epoch = steps_per_epoch(num_examples, batch_size)
     epoch, k = divmod(step, per_epoch)
     order = torch.randperm(num_examples, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
@@ -165,30 +116,11 @@ def batch_indices(step: int, num_examples: int, batch_size: int, seed: int) -> t
 class LengthGroupedBatches:
     """Training batches of examples of similar length: a drop-in for `batch_indices`.
 
-    `batches(step, num_examples, batch_size, seed) -> (indices, epoch)` has the signature
-    and the contract of `batch_indices`: epoch e holds `num_examples // batch_size` batches
-    drawn without replacement, and batch k of epoch e depends only on `(k, e, seed)`. Only
-    which examples meet in a batch changes. For epoch e:
-
-    1. shuffle all examples with the permutation `batch_indices` uses, and drop its last
-       `num_examples % batch_size` (the same examples `batch_indices` drops);
-    2. cut the rest into pools of `pool_batches * batch_size` examples and sort each pool
-       by length (a stable sort: equal lengths stay in random order);
-    3. cut every pool into batches, then shuffle the order of all the epoch's batches, so
-       that training does not meet the short batches first and the long ones last.
-
-    A larger pool gives batches of more uniform length but less variety in which
-    examples meet; Hugging Face's `group_by_length` sorts pools of up to 50 batches too.
-    `train` uses `LengthGroupedBatches(dataset.lengths)` when the dataset has `lengths`.
-
-    Example:
-        >>> batches = LengthGroupedBatches(train_set.lengths)
-        >>> indices, epoch = batches(step=0, num_examples=len(train_set), batch_size=32, seed=0)
-        >>> [train_set.lengths[i] for i in indices]  # e.g. [21, 21, ..., 22, 22]: one or two lengths
+    For epoch e: shuffle as `batch_indices` does (dropping the same remainder), sort each pool of
+    `pool_batches * batch_size` examples by length, cut into batches, shuffle the batches.
 
     Args:
-        lengths: the token count of every example of the dataset, `[N]`.
-        pool_batches: how many batches are sorted together.
+        lengths, pool_batches: the `[N]` token counts of the dataset; batches sorted together.
     """
 
     def __init__(self, lengths: Sequence[int], pool_batches: int = 50):
@@ -229,12 +161,8 @@ class LengthGroupedBatches:
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices `0..N-1` sorted by length and cut into batches, for evaluation (no randomness).
-
-    Example:
-        >>> sorted_batches([5, 2, 9, 2], batch_size=2)
-        [[1, 3], [0, 2]]
-    """
+    """Indices `0..N-1` sorted by length and cut into batches, for evaluation (no randomness):
+    `sorted_batches([5, 2, 9, 2], batch_size=2)` is `[[1, 3], [0, 2]]`."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
@@ -242,15 +170,7 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
-    """Share of the positions of padded batches that are `[PAD]`.
-
-    Each batch is padded to its longest member (`pad_collate`), so it holds
-    `len(batch) * max length` positions, of which `sum of lengths` are real tokens.
-
-    Example:
-        >>> padding_fraction([5, 2, 9, 2], [[0, 1], [2, 3]])  # 1 - (5+2+9+2) / (2*5 + 2*9)
-        0.3571428571428571
-    """
+    """Share of the positions of padded batches (each padded to its longest) that are `[PAD]`."""
     if len(batches) == 0:
         raise ValueError("batches is empty")
     real = sum(lengths[i] for batch in batches for i in batch)
@@ -274,8 +194,7 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 @contextlib.contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """`with eval_mode(model):` dropout off and no gradients; afterwards, even after an error,
-    the model is back in the mode (training or eval) it came in."""
+    """`with eval_mode(model):` dropout off, no gradients; then (even after an error) the mode it had."""
     was_training = model.training
     model.eval()
     try:
@@ -287,24 +206,16 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def predict(model: nn.Module, dataset, output_fn: Callable[[nn.Module, dict], torch.Tensor],
             batch_size: int = 64) -> list[torch.Tensor]:
-    """Run `model` over every example of `dataset`; one output row per example, in dataset order.
-
-    The examples go in length-sorted batches (`sorted_batches(dataset.lengths)`), so little
-    padding is computed, under `eval_mode`; targets (`TARGET_KEYS`) are left out of the
-    batch, so the model computes no loss.
-
-    Example:
-        >>> logits = torch.stack(predict(model, dev_set, lambda m, batch: m(**batch).logits))  # (N, C)
+    """Run `model` over `dataset` in length-sorted batches under `eval_mode`, targets left out.
 
     Args:
         model: any `nn.Module`; the batches go to the device of its first parameter.
-        dataset: follows the protocol of this module (`lengths`, `collate`, items).
-        output_fn: `output_fn(model, batch) -> tensor [B, ...]`, `batch` on the model's device.
+        dataset: follows this module's protocol.
+        output_fn: `output_fn(model, batch) -> tensor [B, ...]`.
         batch_size: examples per forward pass.
 
     Returns:
-        `N` tensors on the CPU, row i of `output_fn` for example i. A per-token output keeps
-        the batch's padded length `T`: cut row i to `dataset.lengths[i]`.
+        `N` CPU tensors, row i for example i; a per-token row keeps the padded length `T`.
     """
     device = model_device(model)
     rows = [None] * len(dataset)
