@@ -1,27 +1,11 @@
 """Smaller BERTs: fewer layers, shared layers, fewer bits, fewer weights, and how to measure them.
 
-Four ways to make a fine-tuned BERT cheaper, each a function that returns a new model and
-leaves its input untouched:
+`student_from_teacher` (DistilBERT, Sanh et al. 2019), `share_layers` and `factorize_embeddings`
+(ALBERT, Lan et al. 2020), `quantize_dynamic_int8` and `magnitude_prune` each return a new model
+and leave their input untouched (chapter 13). Measures: `parameter_count`, `size_on_disk`,
+`sparsity`, `latency_per_batch`.
 
-- **A student with fewer layers** (`student_from_teacher`): keep a subset of the teacher's
-  encoder blocks, as DistilBERT (Sanh et al., 2019) initialises its 6-layer student from
-  every other layer of BERT-base, then train it on the teacher's soft labels
-  (`WithTeacherLogits` here, `distillation_objective` in `bertedu.distillation`).
-- **Parameter sharing as in ALBERT** (Lan et al., 2020; `share_layers`): one block's weights
-  used by every layer, so L layers store one block; and **factorised embeddings**
-  (`factorize_embeddings`): the `V x H` word table replaced by `V x E` then `E x H`. Sharing
-  saves parameters and disk, not compute: every layer still runs.
-- **Dynamic int8 quantization** (`quantize_dynamic_int8`): the weights of every `nn.Linear`
-  stored as 8-bit integers with one scale (PyTorch's `quantize_dynamic`), the activations
-  quantized on the fly; optionally the word-embedding table too, one scale per row.
-- **Magnitude pruning** (`magnitude_prune`): the encoder's smallest weights set to zero.
-  Unstructured zeros do not make a dense matrix product faster or a dense file smaller.
-
-And the measures of the trade-off: `parameter_count`, `size_on_disk`, `sparsity`,
-`latency_per_batch`.
-
-Shape legend: B batch size, T sequence length, V vocabulary size, H hidden size,
-E factorised embedding size, C classes, L layers.
+Shapes: B batch, T sequence, V vocabulary, H hidden, E factorised embedding, C classes, L layers.
 """
 from __future__ import annotations
 
@@ -65,21 +49,14 @@ def _layer_count(encoder: BertModel) -> int:
 
 
 def student_from_teacher(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
-    """A copy of `teacher` that keeps only the encoder blocks `layers` (0 = the lowest).
-
-    Everything else (embeddings, pooler, task head) is copied unchanged, and
-    `config.num_hidden_layers` becomes `len(layers)`. DistilBERT keeps one layer of two
-    (`layers=[0, 2, 4, 6, 8, 10]` of BERT-base).
+    """A new model of `teacher`'s class that keeps only the encoder blocks `layers` (0 = the lowest).
 
     Example:
         >>> student = student_from_teacher(teacher, layers=[0, 3])   # 6 -> 2 blocks
 
     Args:
-        teacher: a `BertModel` or a head with a `.bert` encoder.
+        teacher: a `BertModel` or a head with a `.bert` encoder (not changed).
         layers: increasing, distinct block indices in `[0, L)`.
-
-    Returns:
-        A new model of the teacher's class; the teacher is not changed.
     """
     count = _layer_count(_encoder(teacher))
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
@@ -110,22 +87,15 @@ def _set_layer_count(model: nn.Module, num_layers: int) -> None:
 
 
 def share_layers(model: nn.Module, num_layers: int | None = None, source: int = 0) -> nn.Module:
-    """ALBERT's cross-layer sharing: a copy of `model` whose every layer is block `source`.
+    """ALBERT's cross-layer sharing: a copy of `model` whose every layer is the same block `source`.
 
-    The encoder's `ModuleList` holds the *same* `BertLayer` object `num_layers` times, so the
-    block's parameters exist once (`parameter_count` counts them once, the optimizer updates
-    them once with the gradients of every use, `torch.save` stores them once), while the
-    forward pass still runs `num_layers` blocks: the compute per token does not shrink.
-    (`save_pretrained` writes safetensors, which refuses tensors shared between names; keep
-    a shared model with `torch.save(model.state_dict(), path)`.)
+    The parameters exist once but `num_layers` blocks still run. Save it with
+    `torch.save(model.state_dict(), path)`: safetensors refuses shared tensors.
 
     Args:
-        model: a `BertModel` or a head with a `.bert` encoder.
+        model: a `BertModel` or a head with a `.bert` encoder (not changed).
         num_layers: how many times the block runs; default: the model's number of layers.
         source: the block whose weights every layer uses.
-
-    Returns:
-        A new model; `model` is not changed.
     """
     count = _layer_count(_encoder(model))
     num_layers = count if num_layers is None else num_layers
@@ -142,16 +112,9 @@ def share_layers(model: nn.Module, num_layers: int | None = None, source: int = 
 
 
 class FactorizedEmbedding(nn.Module):
-    """A word-embedding table in two factors: ids -> `[V, E]` table -> `E x H` projection.
-
-    Parameters: `V E + E H` instead of `V H` (ALBERT-base: E = 128, H = 768). Drop-in for
-    `BertEmbeddings.word_embeddings`: `[B, T]` ids -> `[B, T, H]` vectors.
-
-    ALBERT factorises the sum of the word, position and segment embeddings (all of size E)
-    and projects that; here only the word table, which holds nearly all of the embedding
-    parameters, is factorised, and the projection has no bias, so that with E = H and an
-    identity projection it is the plain table.
-    """
+    """A word-embedding table in two factors, `[V, E]` then `E x H` (no bias): `[B, T]` ids ->
+    `[B, T, H]`, with `V E + E H` parameters instead of `V H`. ALBERT factorises the sum of all
+    three embeddings; here only the word table."""
 
     def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, padding_idx: int | None = None):
         super().__init__()
@@ -171,14 +134,10 @@ def factorize_embeddings(model: nn.Module, embedding_size: int, init: str = "svd
     """A copy of `model` whose word embeddings are a `FactorizedEmbedding` of size `embedding_size`.
 
     Args:
-        model: a `BertModel` or a head with a `.bert` encoder, with a plain word table.
+        model: a `BertModel` or a head with a `.bert` encoder, with a plain word table (not changed).
         embedding_size: E, with `1 <= E <= H`.
-        init: "svd": the best rank-E approximation of the existing `[V, H]` table (truncated
-            SVD, `W ~ (U_E S_E) V_E^T`; exact when E = H, up to float rounding); "random":
-            BERT's initialisation (a model trained from scratch, as ALBERT is).
-
-    Returns:
-        A new model; `model` is not changed.
+        init: "svd" (the best rank-E approximation of the `[V, H]` table; exact when E = H) or
+            "random" (BERT's initialisation).
     """
     encoder = _encoder(model)
     table = encoder.embeddings.word_embeddings
@@ -215,11 +174,7 @@ def factorize_embeddings(model: nn.Module, embedding_size: int, init: str = "svd
 
 
 def parameter_count(model: nn.Module) -> int:
-    """The number of distinct weights: a shared or tied tensor counts once.
-
-    The weights of dynamically quantized layers (stored packed, not as parameters) count
-    too, so a quantized model has as many weights as the model it came from.
-    """
+    """The number of distinct weights (a shared or tied tensor counts once; int8 weights count)."""
     count = sum(p.numel() for p in model.parameters())  # parameters() skips repeats
     for module in model.modules():
         if isinstance(module, _QUANTIZED_LINEAR):
@@ -231,11 +186,7 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def size_on_disk(model: nn.Module) -> int:
-    """Bytes of `torch.save(model.state_dict())` in a temporary file (deleted afterwards).
-
-    `torch.save` writes a tensor's storage once however many names point to it, so shared
-    layers are stored once; int8 tensors take one byte per weight.
-    """
+    """Bytes of `torch.save(model.state_dict())`: shared storage once, int8 one byte per weight."""
     handle, path = tempfile.mkstemp(suffix=".pt")
     os.close(handle)
     try:
@@ -266,12 +217,8 @@ def sparsity(model: nn.Module) -> float:
 
 @torch.inference_mode()
 def latency_per_batch(model: nn.Module, batch: dict, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of `model(**batch)` in eval mode, over `repeats` runs.
-
-    `warmup` runs come first and are not timed (the first call allocates and picks kernels).
-    The number depends on the machine, its load and `torch.get_num_threads()`: compare models
-    measured in one process, one after the other, on the same batch.
-    """
+    """Median wall-clock seconds of `model(**batch)` in eval mode over `repeats` runs, after
+    `warmup` untimed ones; compare models measured in one process, on the same batch."""
     for name, value in (("repeats", repeats), ("warmup", warmup)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "repeats" else 0):
             raise ValueError(f"{name} must be an integer >= {1 if name == 'repeats' else 0}, got {value!r}")
@@ -297,15 +244,11 @@ _QUANTIZED_LINEAR = torch.ao.nn.quantized.dynamic.Linear
 
 
 def quantize_symmetric(weight: torch.Tensor, dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric int8 quantization: `weight ~ q * scale`, `q` in [-128, 127].
-
-    `scale = max|w| / 127.5` (PyTorch's rule for `per_tensor_symmetric` int8, so the result
-    equals the int8 weights of `quantize_dynamic`) over the whole tensor (`dim=None`) or one
-    scale per slice along `dim` (e.g. `dim=0`: one per row).
+    """Symmetric int8 quantization: `weight ~ q * scale`, `scale = max|w| / 127.5` (PyTorch's
+    rule), over the whole tensor (`dim=None`) or per slice along `dim`.
 
     Returns:
-        `(q, scale)`: an int8 tensor of `weight`'s shape and a float32 scale (0-dim, or the
-        size of `dim`).
+        `(q, scale)`: int8 `q` of `weight`'s shape, float32 `scale` (0-dim, or the size of `dim`).
     """
     if not weight.is_floating_point():
         raise ValueError(f"can only quantize floating-point weights, got dtype {weight.dtype}")
@@ -322,11 +265,8 @@ def quantize_symmetric(weight: torch.Tensor, dim: int | None = None) -> tuple[to
 
 
 class Int8Embedding(nn.Module):
-    """A word-embedding table stored in int8, one scale per row: `[V, H]` int8 + `[V]` float32.
-
-    Looking up ids dequantizes only the rows it reads: `q[ids] * scale[ids]`. It stays a
-    lookup, so unlike a `Linear` there is nothing to compute in int8.
-    """
+    """A word-embedding table stored in int8, one scale per row: `[V, H]` int8 + `[V]` float32;
+    a lookup dequantizes only the rows it reads."""
 
     def __init__(self, embedding: nn.Embedding):
         super().__init__()
@@ -339,21 +279,15 @@ class Int8Embedding(nn.Module):
 
 
 def quantize_dynamic_int8(model: nn.Module, embeddings: bool = False) -> nn.Module:
-    """A copy of `model` for CPU inference with int8 `nn.Linear` weights (dynamic quantization).
-
-    `torch.ao.quantization.quantize_dynamic` replaces every `nn.Linear` (encoder, pooler and
-    task head) by a layer that stores its weight as int8 with one scale (`quantize_symmetric`)
-    and, at run time, quantizes each input batch with a scale measured on that batch, so
-    that the matrix product runs in integers. Embeddings and LayerNorms stay float32.
+    """A copy of `model` for CPU inference with int8 `nn.Linear` weights (PyTorch's `quantize_dynamic`).
 
     Args:
         model: a float32 model on the CPU.
-        embeddings: also store the word-embedding table in int8 (`Int8Embedding`, one scale
-            per row). In a small BERT the table is a large share of the weights (11.7 M of
-            MiniLM's 22.7 M), so this decides how much smaller the file gets.
+        embeddings: also store the word-embedding table in int8 (`Int8Embedding`); in MiniLM it
+            is 11.7 M of the 22.7 M weights.
 
     Returns:
-        A new model in eval mode (quantized models are for inference only).
+        A new model in eval mode (for inference only).
     """
     if any(p.device.type != "cpu" for p in model.parameters()):
         raise ValueError("dynamic int8 quantization runs on the CPU: call model.cpu() first")
@@ -375,20 +309,13 @@ def quantize_dynamic_int8(model: nn.Module, embeddings: bool = False) -> nn.Modu
 
 
 def magnitude_prune(model: nn.Module, amount: float, scope: str = "global") -> nn.Module:
-    """A copy of `model` with the smallest-magnitude encoder weights set to zero (L1 unstructured).
-
-    Only the weight matrices of the encoder blocks' `nn.Linear` layers are pruned (not the
-    embeddings, biases, LayerNorms, pooler or head), with `torch.nn.utils.prune`, and the
-    zeros are made permanent (`prune.remove`): the result is an ordinary dense model.
+    """A copy of `model` with the smallest-magnitude weights of the encoder blocks' `nn.Linear`
+    matrices set to zero (L1 unstructured, made permanent: an ordinary dense model).
 
     Args:
-        model: a `BertModel` or a head with a `.bert` encoder.
+        model: a `BertModel` or a head with a `.bert` encoder (not changed).
         amount: the fraction of those weights to zero, in [0, 1).
-        scope: "global": the smallest `amount` of all of them together (layers with smaller
-            weights lose more); "layer": `amount` of each matrix.
-
-    Returns:
-        A new model; `model` is not changed. `sparsity(result)` is the fraction reached.
+        scope: "global" (the smallest of all together) or "layer" (`amount` of each matrix).
     """
     from torch.nn.utils import prune
 
@@ -419,11 +346,8 @@ def magnitude_prune(model: nn.Module, amount: float, scope: str = "global") -> n
 
 
 class WithTeacherLogits(ColumnsDataset):
-    """A classification dataset whose items also carry the teacher's logits for that example.
-
-    The teacher runs once over the training set (`predict_logits`), not at every step of
-    every student. `collate` pads like the wrapped dataset and adds `teacher_logits [B, C]`.
-    It is `bertedu.pooling.ColumnsDataset` with one column, checked to be `[N, C]` logits.
+    """A classification dataset whose items also carry the teacher's logits (`pooling.ColumnsDataset`
+    with one column); `collate` adds `teacher_logits` `[B, C]`.
 
     Args:
         dataset: e.g. a `SequenceClassificationDataset` (items, `collate`, `lengths`).
