@@ -1,34 +1,10 @@
 """Extractive question answering glue (SQuAD v1.1): passage windows, answer positions, span decoding.
 
-BERT answers a question by pointing into the passage (Devlin et al. 2019, section 4.2):
-the input is `[CLS] question [SEP] passage [SEP]`, and `BertForQuestionAnswering` scores
-every token as the answer's start and as its end. The glue around it, as in Google's
-`run_squad.py`:
-
-1. Windows. A passage longer than `max_length` minus the question is cut into windows
-   of passage tokens; consecutive windows start `doc_stride` tokens apart, so they
-   overlap, and an answer cut by one window's edge lies whole inside the next. Each
-   window becomes one *feature* `[CLS] question [SEP] window [SEP]`. (Hugging Face's
-   tokenizers call the *overlap* `stride`: overlap = window length - doc_stride.)
-2. Answer positions. The answer is given as characters (`answer_start`, `text`); the
-   tokenizer's offsets say which characters each token came from, so the answer's first
-   and last tokens are those that overlap its first and last characters
-   (`char_span_to_token_span`). In a window that does not hold the whole answer, both
-   positions are 0, the `[CLS]` token: "no answer here". This is the convention of
-   Google's code and Hugging Face's examples, and `BertForQuestionAnswering`'s loss
-   trains it like any other position (only positions >= the sequence length are
-   ignored).
-3. Decoding. The score of the span (i, j) is `start_logits[i] + end_logits[j]`; the
-   answer is the best span with i <= j, at most `max_answer_length` tokens, both ends
-   inside the passage (never `[CLS]`, the question or `[SEP]`), over all windows of the
-   question (`best_spans`). Its text is cut from the original passage through the
-   offsets, so it keeps the passage's case and accents (the uncased model saw neither).
-
-Example:
-    >>> dataset = QADataset(load_squad("dev")[:8], tokenizer, max_length=384, doc_stride=128)
-    >>> feature = dataset.features[0]
-    >>> tokenizer.decode(feature["input_ids"][feature["start_positions"]:feature["end_positions"] + 1])
-    'denver broncos'
+The input is `[CLS] question [SEP] passage [SEP]`, and `BertForQuestionAnswering` scores every
+token as the answer's start and end (Devlin et al. 2019, section 4.2; chapter 11):
+1. a long passage is cut into windows that start `doc_stride` tokens apart (overlapping);
+2. the answer's characters become token positions, or `(0, 0)` (`[CLS]`) in a window without it;
+3. the best span over all windows (`best_spans`) is the answer, cut from the original passage.
 """
 from __future__ import annotations
 
@@ -46,14 +22,10 @@ from .checks import check_text
 # Characters <-> tokens
 # ---------------------------------------------------------------------------------------
 def check_answer(context: str, text: str, answer_start: int, name: str = "answer") -> tuple[int, int]:
-    """Check that `text` is found in `context` at character `answer_start`.
-
-    Returns:
-        `(start_char, end_char)`, end exclusive: `context[start_char:end_char] == text`.
+    """`(start_char, end_char)` of `text` in `context` at character `answer_start`, end exclusive.
 
     Raises:
-        ValueError: the answer lies outside the context, or the context says something else
-            there (an `answer_start` counted in bytes or tokens instead of characters).
+        ValueError: the context says something else there (or the answer lies outside it).
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name}: the answer text must be a non-empty string, got {text!r}")
@@ -72,24 +44,16 @@ def check_answer(context: str, text: str, answer_start: int, name: str = "answer
 
 def char_span_to_token_span(offsets: Sequence[tuple[int, int] | None], start_char: int,
                             end_char: int) -> tuple[int, int]:
-    """The first and last token that overlap the characters `[start_char, end_char)`.
-
-    Tokens whose offsets are None (special and question tokens) are skipped. When an
-    answer boundary falls inside a token ("1990" inside "1990s"), the whole token is
-    taken: the model can only point at tokens.
+    """`(first, last)` (inclusive): the tokens that overlap the characters `[start_char, end_char)`;
+    tokens with offsets None are skipped, and a boundary inside a token takes the whole token.
 
     Example:
-        >>> # "the denver broncos won": tokens the, den, ##ver, broncos, won
-        >>> offsets = [(0, 3), (4, 7), (7, 10), (11, 18), (19, 22)]
+        >>> offsets = [(0, 3), (4, 7), (7, 10), (11, 18), (19, 22)]  # the den ##ver broncos won
         >>> char_span_to_token_span(offsets, 4, 18)  # "denver broncos"
         (1, 3)
 
     Args:
         offsets: `[T]` (start, end) character spans, end exclusive, or None.
-        start_char, end_char: the answer's characters, end exclusive.
-
-    Returns:
-        `(first, last)` token indices, inclusive.
     """
     overlapping = [t for t, span in enumerate(offsets)
                    if span is not None and span[0] < end_char and span[1] > start_char]
@@ -103,34 +67,22 @@ def char_span_to_token_span(offsets: Sequence[tuple[int, int] | None], start_cha
 # Features
 # ---------------------------------------------------------------------------------------
 class QADataset:
-    """SQuAD-style questions as BERT features: one per passage window (see the module docstring).
+    """SQuAD-style questions as BERT features, one per passage window.
 
-    `dataset.features[f]` is a plain dict:
-
-    - `example_index`: which example (question) it belongs to;
-    - `input_ids`, `token_type_ids`: `[T_f]`, `[CLS] question [SEP] window [SEP]` with type
-      0 up to the first `[SEP]` and 1 after it;
-    - `offsets`: `[T_f]`, the (start, end) characters in the context of each passage token,
-      None for `[CLS]`, the question and the `[SEP]`s;
-    - `window`: `(a, b)`, the feature holds the context's tokens `a..b-1`;
-    - `passage_start`: the feature index of its first passage token;
-    - `start_positions`, `end_positions` (when answers are given): the first answer's first
-      and last token in the feature, or 0 and 0 (`[CLS]`) if the window does not hold it.
-
-    `dataset[f]` gives the tensors the model trains on, and `dataset.collate` pads a batch;
-    `dataset.lengths[f] = T_f` feeds `LengthGroupedBatches`.
+    `dataset.features[f]` holds `example_index`, `input_ids` and `token_type_ids` `[T_f]`,
+    `offsets` `[T_f]` (context characters of passage tokens, else None), `window` `(a, b)`
+    (context tokens `a..b-1`), `passage_start`, and `start_positions`/`end_positions` ((0, 0) if
+    the window lacks the answer). `dataset[f]`, `collate` and `lengths` follow `batching`.
 
     Args:
-        examples: dicts `{"id", "context", "question", "answers": {"text": [...],
-            "answer_start": [...]}}` as `bertedu.data.load_squad` returns (`id` defaults to
-            the example's index as a string). Training uses the first answer; all are checked.
+        examples: dicts `{"id", "context", "question", "answers": {"text", "answer_start"}}`
+            as `bertedu.data.load_squad` returns; training uses the first answer.
         tokenizer: a `bertedu.tokenization.BertTokenizer`.
         max_length: length of a feature, special tokens included (384 in BERT's SQuAD runs).
-        doc_stride: passage tokens between the starts of consecutive windows (128 in BERT).
-            It may not exceed a window's length, or some passage tokens would be skipped.
+        doc_stride: passage tokens between window starts (128 in BERT; Hugging Face's `stride`
+            is the overlap instead), at most a window's length.
         max_query_length: questions are cut to this many tokens (64 in BERT).
-        with_answers: compute `start_positions`/`end_positions` (needs `answers`); False to
-            answer new questions.
+        with_answers: compute `start_positions`/`end_positions`; False for new questions.
     """
 
     def __init__(self, examples: Sequence[dict], tokenizer, max_length: int = 384, doc_stride: int = 128,
@@ -225,12 +177,8 @@ class QADataset:
         return feature
 
     def answer_positions(self, feature_index: int, start_char: int, end_char: int) -> tuple[int, int]:
-        """Where the answer at characters `[start_char, end_char)` of its context lies in a feature.
-
-        Returns:
-            `(start, end)` token indices in `features[feature_index]`, or `(0, 0)` if that
-            window does not hold the whole answer.
-        """
+        """`(start, end)` token indices in `features[feature_index]` of the answer at characters
+        `[start_char, end_char)`, or `(0, 0)` if that window does not hold it all."""
         feature = self.features[feature_index]
         first, last = char_span_to_token_span(self.context_offsets[feature["example_index"]], start_char, end_char)
         a, b = feature["window"]
@@ -256,12 +204,8 @@ class QADataset:
 
 
 def collate_qa(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Pad `QADataset` items to the longest one (`bertedu.batching.pad_collate`).
-
-    Returns:
-        `input_ids`, `attention_mask`, `token_type_ids`: LongTensors `[B, T]`; and, when the
-        items have them, `start_positions`, `end_positions`: `[B]`.
-    """
+    """Pad `QADataset` items to the longest (`pad_collate`): `input_ids`, `attention_mask`,
+    `token_type_ids` `[B, T]`, and `start_positions`, `end_positions` `[B]` if present."""
     return pad_collate(items, pad_token_id)
 
 
@@ -273,32 +217,18 @@ def best_spans(start_logits: Sequence[torch.Tensor], end_logits: Sequence[torch.
                max_answer_length: int = 30) -> list[dict]:
     """The `n_best` highest-scoring answer spans of one question, over all its windows.
 
-    Every pair (i, j) of one window is scored `start_logits[i] + end_logits[j]` (a `[T, T]`
-    table), and a pair is allowed only if i <= j, j - i + 1 <= `max_answer_length`, and
-    both tokens are passage tokens (offsets not None). Google's `run_squad.py` looks at
-    the 20 best starts and 20 best ends only; scoring the whole table is exact and, at
-    these lengths, cheap. The same characters found in two overlapping windows count once,
-    with their best score.
-
-    Example:
-        >>> # one window: [CLS] q [SEP] the cat sat [SEP], context "the cat sat"
-        >>> offsets = [[None, None, None, (0, 3), (4, 7), (8, 11), None]]
-        >>> start = [torch.tensor([9., 9, 0, 0, 2, 0, 0])]  # [CLS] and the question are never picked
-        >>> end = [torch.tensor([9., 0, 0, 0, 0, 3, 0])]
-        >>> best_spans(start, end, offsets, "the cat sat", n_best=1)[0]["text"]
-        'cat sat'
+    A span (i, j) of one window scores `start_logits[i] + end_logits[j]`, allowed if i <= j,
+    at most `max_answer_length` tokens, both passage tokens; the same characters found in two
+    windows count once.
 
     Args:
         start_logits, end_logits: one 1-D tensor `[T_w]` per window of the question.
-        offsets: per window, `[T_w]` character spans in `context` or None (`features[f]["offsets"]`).
+        offsets: per window, `[T_w]` character spans in `context` or None.
         context: the passage the offsets point into.
-        n_best: how many spans to return.
-        max_answer_length: the longest answer, in tokens.
 
     Returns:
-        Up to `n_best` dicts, best first: `text` (`context[start_char:end_char]`), `score`,
-        `start_char`, `end_char`, `window` (index into the lists), `start`, `end` (token
-        indices in that window).
+        Up to `n_best` dicts, best first: `text`, `score`, `start_char`, `end_char`, `window`,
+        `start`, `end` (token indices in that window).
     """
     if not (len(start_logits) == len(end_logits) == len(offsets)) or len(offsets) == 0:
         raise ValueError(f"give one start, end and offsets entry per window: got {len(start_logits)}, "
@@ -338,16 +268,12 @@ def best_spans(start_logits: Sequence[torch.Tensor], end_logits: Sequence[torch.
 
 def decode_answers(dataset: QADataset, start_logits: Sequence[torch.Tensor], end_logits: Sequence[torch.Tensor],
                    max_answer_length: int = 30) -> dict[str, str]:
-    """The best answer text of every question, from the logits of every feature.
+    """question id -> best answer text, for `metrics.squad_evaluate`, from every feature's logits.
 
     Args:
         dataset: the `QADataset` the logits were computed on.
-        start_logits, end_logits: one 1-D tensor `[T_f]` per feature, in feature order
-            (`qa_logits` returns them so).
+        start_logits, end_logits: one 1-D tensor `[T_f]` per feature, in feature order (`qa_logits`).
         max_answer_length: see `best_spans`.
-
-    Returns:
-        question id -> answer text, ready for `bertedu.metrics.squad_evaluate`.
     """
     if len(start_logits) != len(dataset.features) or len(end_logits) != len(dataset.features):
         raise ValueError(f"the dataset has {len(dataset.features)} features but there are {len(start_logits)} "
@@ -367,19 +293,12 @@ def decode_answers(dataset: QADataset, start_logits: Sequence[torch.Tensor], end
 def qa_logits(model: nn.Module, dataset: QADataset, batch_size: int = 32,
               forward: Callable[[dict], tuple[torch.Tensor, torch.Tensor]] | None = None,
               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Start and end logits of every feature, without padding, in feature order.
-
-    The model (a `BertForQuestionAnswering`) runs in eval mode on length-sorted batches.
+    """Start and end logits of every feature, without padding, in feature order, in eval mode.
 
     Args:
-        model: the model; put in eval mode for the call, then back in its former mode.
-        dataset: the features (`QADataset`).
-        batch_size: features per forward pass.
-        forward: `forward(batch) -> (start_logits, end_logits)`, each `[B, T]`, for a batch of
-            inputs (`input_ids`, `token_type_ids`, `attention_mask`, already on the model's
-            device); default: `model(**batch)`'s two logits. Chapter 14 passes one that runs
-            the encoder with sliding-window attention
-            (`bertedu.long_attention.sliding_window_qa_logits`).
+        model, dataset, batch_size: a `BertForQuestionAnswering`, its `QADataset`, features per pass.
+        forward: `forward(batch) -> (start_logits, end_logits)`, each `[B, T]`; default:
+            `model(**batch)`'s (chapter 14 passes `long_attention.sliding_window_qa_logits`).
 
     Returns:
         `(start_logits, end_logits)`: two lists of FloatTensors `[T_f]` on the CPU.
