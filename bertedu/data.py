@@ -1,48 +1,19 @@
 """The book's datasets, read from their official files into plain Python records.
 
-Every loader returns a list of dicts that prints well in a notebook, for example
-`load_sst2("dev")[0]` is `{"sentence": "it 's a charming and often affecting journey .",
-"label": 1}`. Labels are small ints; the module constants (`SST2_LABELS`, `CONLL_NER_LABELS`
-...) map them back to names, in the order the Hugging Face datasets use.
+Every loader returns a list of dicts, e.g. `load_sst2("dev")[0]` is `{"sentence": "it 's a
+charming and often affecting journey .", "label": 1}`; the constants (`SST2_LABELS`,
+`CONLL_NER_LABELS` ...) map label ids to names, in the Hugging Face datasets' order. GLUE's
+test splits have no public labels (None), except MRPC's. `bertedu.datafiles.dataset_file`
+finds each file (BERTEDU_DATA, the cache, or a checked download). Unexpected content raises
+a ValueError naming the file and line; CRLF line ends read like LF.
 
-| loader | splits | record |
-|---|---|---|
-| `load_wikitext2` | train, valid, test | title, paragraphs |
-| `load_sst2` | train, dev, test | sentence, label |
-| `load_smsspam` | one file; `split_smsspam` holds out a test set | text, label |
-| `load_mrpc` | train, dev, test | sentence1, sentence2, label, id1, id2 |
-| `load_rte` | train, dev, test | sentence1, sentence2, label |
-| `load_stsb` | train, dev, test | sentence1, sentence2, score |
-| `load_conll2003` | train, dev, test | tokens, pos_tags, chunk_tags, ner_tags |
-| `load_squad` | dev (train: download) | id, title, context, question, answers |
-
-GLUE's test splits have no public labels, so their `label`/`score` is None; MRPC is the
-exception, because its test labels ship in `msr_paraphrase_test.txt`.
-
-Where the files come from: `bertedu.datafiles.dataset_file` finds each file in the folder
-named by BERTEDU_DATA, in the download cache, or downloads the official copy and checks its
-SHA-256 (see that module). A local copy of a registered file must match its SHA-256 too.
-
-The loaders also read strictly on their own (for files without a checksum, such as a test's
-hand-made copies): Windows (CRLF) line ends read like LF, and anything else unexpected (bytes
-that are not UTF-8, a missing field, a label or tag outside its set, an STS-B score outside
-[0, 5], bad SQuAD JSON, a file with no records) raises a ValueError that names the file, and
-the line where the file is read line by line.
-
-CoNLL-2003 tags: IOB1 in the files, IOB2 in the records. In the original CoNLL files
-(IOB1) an entity normally starts with `I-`; `B-` appears only where an entity directly
-follows another entity of the same type, to mark the boundary between them. Today's tools
-(seqeval's default mode, the Hugging Face `conll2003` dataset) use IOB2, also called BIO,
-where every entity starts with `B-`. `iob1_to_iob2` converts; the loader applies it to the
-NER tags and to the chunk tags, which use the same scheme:
+CoNLL-2003's files tag in IOB1 (an entity starts with `I-`; `B-` only between two adjacent
+entities of one type); the records use IOB2 (every entity starts with `B-`), converted by
+`iob1_to_iob2`:
 
     tokens  EU     rejects German  call  Peter  Blackburn
     IOB1    I-ORG  O       I-MISC  O     I-PER  I-PER
     IOB2    B-ORG  O       B-MISC  O     B-PER  I-PER
-
-Two entities of the same type side by side show why IOB1 needs `B-` at all:
-IOB1 `I-PER I-PER B-PER` and IOB2 `B-PER I-PER B-PER` both mean a two-word then a
-one-word name.
 """
 import codecs
 import gzip
@@ -88,12 +59,8 @@ def _decode_utf8(content: bytes, path: Path) -> str:
 
 
 def _read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file, without their line ends (LF or CRLF).
-
-    We split on "\\n" only: `str.splitlines` would also split inside an SMS that contains
-    characters such as "\\x0b" or "\\u2028". A "\\r" before the "\\n" is dropped, so a copy
-    saved with Windows line ends gives the same records (no SMS ending in "\\r", no tag "O\\r").
-    """
+    """The lines of a UTF-8 text file, without their line ends (LF or CRLF); split on "\\n" only,
+    as `str.splitlines` would also split SMS texts at characters such as "\\x0b" or "\\u2028"."""
     lines = _decode_utf8(path.read_bytes(), path).split("\n")
     if lines[-1] == "":
         lines.pop()  # the file's final newline ends the last line; it does not start a new one
@@ -139,15 +106,9 @@ def _check_split(split: str, choices: tuple[str, ...], dataset: str) -> None:
 
 
 def read_wikitext2_lines(split: str) -> list[str]:
-    """The raw lines of WikiText-2 (tokenized v1 files), without line ends.
-
-    The official token counts (valid 217,646, test 245,569) are
-    `sum(len(line.split()) + 1 for line in lines)`: the words of every line plus one
-    `<eos>` per line, blank lines included.
-
-    Args:
-        split: "train", "valid" or "test" (the course copy holds all three).
-    """
+    """The raw lines of WikiText-2 `split` ("train", "valid" or "test"), without line ends.
+    The official token counts are `sum(len(line.split()) + 1 for line in lines)` (one `<eos>`
+    per line)."""
     return _read_wikitext2(split)[1]
 
 
@@ -161,26 +122,14 @@ def _read_wikitext2(split: str) -> tuple[Path, list[str]]:
 
 
 def load_wikitext2(split: str) -> list[dict]:
-    """WikiText-2 as articles made of paragraphs.
+    """WikiText-2 `split` ("train", "valid" or "test") as its articles made of paragraphs.
 
-    The file holds one paragraph or heading per line. An article starts at a title line
-    ` = Title = ` that is followed by a blank line; every other non-blank line is one of
-    its paragraphs, except section headings (` = = Section = = `, ` = = = Sub = = = ` ...),
-    which are dropped. Blank lines (a single space) are dropped too. The title test needs
-    the blank line because two displayed formulas in the test split look like titles
-    (` = 1 <unk> and <unk> C = `): they are kept as paragraphs, and each split has its
-    official 60 articles.
-
-    Text stays as tokenized: words separated by spaces, `@-@` for a hyphen inside a word,
-    `<unk>` for rare words.
-
-    Args:
-        split: "train", "valid" or "test".
+    An article starts at a title line ` = Title = ` followed by a blank line; section headings
+    and blank lines are dropped. Text stays as tokenized (`@-@` for a hyphen, `<unk>`).
 
     Returns:
-        A list of `{"title": str, "paragraphs": [str, ...]}` with titles and paragraphs
-        stripped of their surrounding spaces, e.g. `{"title": "Homarus gammarus",
-        "paragraphs": ["Homarus gammarus , known as the European lobster ...", ...]}`.
+        A list of `{"title": str, "paragraphs": [str, ...]}`, e.g. `{"title": "Homarus
+        gammarus", "paragraphs": ["Homarus gammarus , known as the European lobster ...", ...]}`.
     """
     path, lines = _read_wikitext2(split)
     articles = []
@@ -208,10 +157,7 @@ def load_wikitext2(split: str) -> list[dict]:
 
 
 def load_sst2(split: str) -> list[dict]:
-    """SST-2 (GLUE): movie-review sentences and phrases labeled by sentiment.
-
-    Sentences are lower-cased and tokenized (`it 's`). The files end every sentence with a
-    space, which is removed here.
+    """SST-2 (GLUE): movie-review sentences, lower-cased and tokenized (`it 's`), by sentiment.
 
     Args:
         split: "train" (67,349), "dev" (872) or "test" (1,821, unlabeled).
@@ -243,15 +189,11 @@ def load_sst2(split: str) -> list[dict]:
 
 
 def load_smsspam() -> list[dict]:
-    """The SMS Spam Collection v.1: 5,574 text messages, 747 of them spam.
-
-    The file has no header and no quoting: each line is `ham` or `spam`, a tab, and the raw
-    message, kept exactly as written (some end with spaces). There is no official split:
-    hold out a test set with `split_smsspam`.
+    """The SMS Spam Collection v.1: 5,574 text messages, 747 of them spam, kept exactly as
+    written. There is no official split: hold out a test set with `split_smsspam`.
 
     Returns:
-        A list of `{"text": str, "label": int}` with label 0 = ham, 1 = spam
-        (`SMSSPAM_LABELS`).
+        A list of `{"text": str, "label": int}`, label 0 = ham, 1 = spam (`SMSSPAM_LABELS`).
     """
     path = dataset_file("smsspam/SMSSpamCollection")
     records = []
@@ -267,18 +209,13 @@ def load_smsspam() -> list[dict]:
 
 def split_smsspam(records: list[dict], test_fraction: float = 0.2,
                   seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Hold out a stratified test set: the same share of every label goes to test.
-
-    With the defaults, round(0.2 * 747) = 149 spam and round(0.2 * 4,827) = 965 ham
-    messages form the test set (Python's `round`, which sends an exact half to the even
-    number). The choice depends only on `seed`, so every chapter gets
-    the same split. Both parts keep the order of `records`. Any records with an int
-    `"label"` work, not only SMS.
+    """Hold out a stratified test set (the same share of every label), chosen by `seed` alone,
+    so every chapter gets the same split; both parts keep the order of `records`.
 
     Args:
-        records: The output of `load_smsspam()` (or any list of dicts with a "label").
-        test_fraction: The share of each label held out, strictly between 0 and 1.
-        seed: Seed of the random choice.
+        records: `load_smsspam()` (or any list of dicts with an int "label").
+        test_fraction: the share of each label held out, strictly between 0 and 1.
+        seed: seed of the random choice.
 
     Returns:
         `(train_records, test_records)`.
@@ -322,20 +259,15 @@ def _read_msr_paraphrase(path: Path) -> list[dict]:
 
 
 def load_mrpc(split: str) -> list[dict]:
-    """MRPC (GLUE): news sentence pairs, labeled 1 when they are paraphrases.
-
-    Built as GLUE builds it, from the two Microsoft files: the 408 pairs listed in
-    `dev_ids.tsv` form dev, the rest of `msr_paraphrase_train.txt` is train, and
-    `msr_paraphrase_test.txt` is test, with its labels (GLUE's own test.tsv drops them).
-    The sentences are tokenized (`doesn 't`).
+    """MRPC (GLUE): news sentence pairs, tokenized, labeled 1 when they are paraphrases; split
+    as GLUE does, with the test labels of `msr_paraphrase_test.txt`.
 
     Args:
         split: "train" (3,668), "dev" (408) or "test" (1,725).
 
     Returns:
         A list of `{"sentence1", "sentence2", "label", "id1", "id2"}`, label 0 = not
-        equivalent, 1 = equivalent (`MRPC_LABELS`); the ids are the corpus's sentence ids,
-        as strings.
+        equivalent, 1 = equivalent (`MRPC_LABELS`); ids are the corpus's, as strings.
     """
     _check_split(split, ("train", "dev", "test"), "MRPC")
     if split == "test":
@@ -418,20 +350,10 @@ def _stsb_score(text: str, path: Path, number: int) -> float:
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:
-    """Convert one sentence's tags from IOB1 to IOB2 (BIO): every entity starts with `B-`.
+    """One sentence's tags from IOB1 to IOB2: an `I-X` not preceded by an X tag becomes `B-X`;
+    other tags (and IOB2 input) stay. Returns a new list.
 
-    An `I-X` tag starts an entity when the tag before it is not of type X (it is `O`, another
-    type, or there is none): it becomes `B-X`. `B-` tags, which in IOB1 already mark a new
-    entity, stay. Already-IOB2 tags come back unchanged.
-
-    Example: `["I-PER", "I-PER", "B-PER", "O", "I-LOC"]` ->
-    `["B-PER", "I-PER", "B-PER", "O", "B-LOC"]`.
-
-    Args:
-        tags: Tags `O`, `B-TYPE` or `I-TYPE`.
-
-    Returns:
-        A new list of the same length.
+    `["I-PER", "I-PER", "B-PER", "O", "I-LOC"]` -> `["B-PER", "I-PER", "B-PER", "O", "B-LOC"]`.
     """
     converted = []
     previous_type = None  # the entity type of the tag before, None after O or at the start
@@ -452,20 +374,15 @@ def iob1_to_iob2(tags: list[str]) -> list[str]:
 
 
 def load_conll2003(split: str) -> list[dict]:
-    """CoNLL-2003 English: Reuters sentences with POS, chunk and named-entity tags.
-
-    `-DOCSTART-` lines (document boundaries) are skipped; a blank line ends a sentence.
-    Chunk and NER tags are converted from the file's IOB1 to IOB2 (see the module
-    docstring); POS tags are Penn Treebank tags as written.
+    """CoNLL-2003 English: Reuters sentences with POS, chunk and named-entity tags (chunk and
+    NER tags converted to IOB2); `-DOCSTART-` lines are skipped.
 
     Args:
-        split: "train" (`eng.train`, 14,041 sentences), "dev" (`eng.testa`, 3,250) or
-            "test" (`eng.testb`, 3,453).
+        split: "train" (`eng.train`, 14,041 sentences), "dev" (`eng.testa`, 3,250) or "test".
 
     Returns:
-        A list of `{"tokens", "pos_tags", "chunk_tags", "ner_tags"}`, four lists of strings
-        of one length, e.g. tokens `["EU", "rejects", "German", ...]` with ner_tags
-        `["B-ORG", "O", "B-MISC", ...]`. `CONLL_NER_LABELS` maps NER tags to ids.
+        A list of `{"tokens", "pos_tags", "chunk_tags", "ner_tags"}`, four lists of strings of
+        one length; `CONLL_NER_LABELS` maps NER tags to ids.
     """
     _check_split(split, ("train", "dev", "test"), "CoNLL-2003")
     file_name = {"train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}[split]
@@ -504,15 +421,12 @@ def load_squad(split: str = "dev") -> list[dict]:
     """SQuAD v1.1, one record per question.
 
     Args:
-        split: "dev" (10,570 questions on 2,067 paragraphs of 48 articles) or "train"
-            (87,599 questions; not in the course copy, so it is downloaded).
+        split: "dev" (10,570 questions) or "train" (87,599; not in the course copy: downloaded).
 
     Returns:
         A list of `{"id", "title", "context", "question", "answers"}` in file order, with
-        `answers = {"text": [...], "answer_start": [...]}` as in Hugging Face's `squad`.
-        `answer_start[k]` is a character offset into `context`. Dev questions have several
-        answers (usually three annotators, which may repeat); the official score takes the
-        best match over them.
+        `answers = {"text": [...], "answer_start": [...]}` (character offsets into `context`),
+        as in Hugging Face's `squad`; dev questions have several answers.
     """
     _check_split(split, ("train", "dev"), "SQuAD v1.1")
     path = dataset_file(f"squad/{split}-v1.1.json.gz")

@@ -1,24 +1,12 @@
-"""Evaluation metrics for the fine-tuning chapters, written out in plain Python.
+"""Evaluation metrics for the fine-tuning chapters, in plain Python.
 
-Four families, each matching the reference tool the field reports numbers with:
-
-* Classification (SST-2, MRPC, RTE, spam): `accuracy`, `precision_recall_f1`,
-  `confusion_matrix`, `matthews_corrcoef` (CoLA's metric). Same definitions as
-  scikit-learn; zero divisions give 0.0.
-* Regression (STS-B): `pearson` and `spearman` correlations, as in `scipy.stats`.
-* Named entities (CoNLL-2003): `get_entities`, `entity_scores`, `format_entity_report`.
-  An entity counts as correct only if its type, first and last token all match: the
-  rule of the CoNLL shared task's `conlleval` script and of `seqeval`'s default mode.
-* Question answering (SQuAD v1.1): `normalize_answer`, `squad_exact_match`, `squad_f1`,
-  `squad_evaluate`, following the official `evaluate-v1.1.py` of Rajpurkar et al. (2016),
-  "SQuAD: 100,000+ Questions for Machine Comprehension of Text".
-
-Argument order: the prediction comes first, then the truth, as in Hugging Face
-`evaluate` (`predictions, references`). scikit-learn's order is the reverse
-(`y_true, y_pred`); it matters for precision, recall and the confusion matrix.
-
-Inputs may be Python lists or tuples, 1-D numpy arrays or 1-D torch tensors; outputs
-are Python floats, ints, lists and dicts, so they print and serialize plainly.
+Classification: `accuracy`, `precision_recall_f1`, `confusion_matrix`, `matthews_corrcoef`
+(as scikit-learn; zero divisions give 0.0). Regression: `pearson`, `spearman` (as
+`scipy.stats`). Entities: `get_entities`, `entity_scores`, `format_entity_report` (as
+`conlleval`, `seqeval`). SQuAD v1.1: `normalize_answer`, `squad_exact_match`, `squad_f1`,
+`squad_evaluate` (as the official `evaluate-v1.1.py`, Rajpurkar et al. 2016). Predictions
+come first, then the truth (the reverse of scikit-learn). Inputs: lists, tuples, 1-D arrays
+or tensors; outputs: Python numbers, lists and dicts.
 """
 import math
 import re
@@ -81,11 +69,8 @@ def _classes(predictions: Any, labels: Any) -> tuple[list, list]:
 
 
 def _precision_recall_f1(correct: int, predicted: int, actual: int) -> tuple[float, float, float]:
-    """Precision, recall and F1 from counts; each is 0.0 where its denominator is 0.
-
-    `correct` = true positives, `predicted` = true + false positives,
-    `actual` = true positives + false negatives. F1 is the harmonic mean of P and R.
-    """
+    """P, R and F1 from `correct` (TP), `predicted` (TP + FP) and `actual` (TP + FN); each is
+    0.0 where its denominator is 0."""
     precision = correct / predicted if predicted else 0.0
     recall = correct / actual if actual else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -98,15 +83,7 @@ def _precision_recall_f1(correct: int, predicted: int, actual: int) -> tuple[flo
 
 
 def accuracy(predictions: Sequence, labels: Sequence) -> float:
-    """Fraction of examples whose predicted class equals the label.
-
-    Args:
-        predictions: predicted classes (ints or strs), shape `[N]`.
-        labels: true classes, shape `[N]`.
-
-    Returns:
-        A float in [0, 1].
-    """
+    """Fraction of `predictions` (classes, ints or strs, `[N]`) equal to `labels` (`[N]`): a float."""
     preds, golds = _classes(predictions, labels)
     return sum(p == g for p, g in zip(preds, golds)) / len(golds)
 
@@ -114,21 +91,14 @@ def accuracy(predictions: Sequence, labels: Sequence) -> float:
 def precision_recall_f1(
     predictions: Sequence, labels: Sequence, positive: int | str = 1, average: str = "binary"
 ) -> dict[str, float]:
-    """Precision, recall and F1, for one positive class or macro-averaged over all classes.
-
-    precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2PR / (P + R).
-    A ratio whose denominator is 0 (no positive predictions, or no positive labels) is
-    0.0, as scikit-learn's `zero_division=0`; so predicting and labelling everything
-    negative gives P = R = F1 = 0.0, not 1.0.
+    """Precision TP / (TP + FP), recall TP / (TP + FN) and F1 = 2PR / (P + R); a ratio whose
+    denominator is 0 is 0.0 (scikit-learn's `zero_division=0`).
 
     Args:
-        predictions: predicted classes (ints or strs), shape `[N]`.
-        labels: true classes, shape `[N]`.
+        predictions, labels: predicted and true classes (ints or strs), shape `[N]`.
         positive: the class that counts as positive when `average="binary"`.
-        average: `"binary"` scores the `positive` class only (at most two classes may
-            occur); `"macro"` scores every class that occurs in `predictions` or
-            `labels` as the positive one and takes the unweighted mean of each of P, R
-            and F1 (so macro F1 is the mean of per-class F1s, as in scikit-learn).
+        average: `"binary"` (the `positive` class; at most two classes) or `"macro"` (the
+            unweighted mean of each of P, R and F1 over every class that occurs).
 
     Returns:
         `{"precision": float, "recall": float, "f1": float}`.
@@ -160,19 +130,12 @@ def precision_recall_f1(
 
 
 def confusion_matrix(predictions: Sequence, labels: Sequence, num_classes: int) -> list[list[int]]:
-    """Count each (true class, predicted class) pair.
-
-    Rows are true classes and columns predicted ones (scikit-learn's layout):
-    `matrix[i][j]` is the number of examples of class `i` predicted as class `j`, so the
-    diagonal holds the correct predictions and row `i` sums to the support of class `i`.
+    """`matrix[i][j]` = the number of examples of true class `i` predicted as `j` (scikit-learn's
+    layout), a `C x C` list of lists of ints.
 
     Args:
-        predictions: predicted class ids in `[0, num_classes)`, shape `[N]`.
-        labels: true class ids in `[0, num_classes)`, shape `[N]`.
-        num_classes: `C`, the number of classes (classes that never occur get zero rows).
-
-    Returns:
-        A list of `C` lists of `C` ints.
+        predictions, labels: class ids in `[0, num_classes)`, shape `[N]`.
+        num_classes: `C` (classes that never occur get zero rows).
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -188,24 +151,11 @@ def confusion_matrix(predictions: Sequence, labels: Sequence, num_classes: int) 
 
 
 def matthews_corrcoef(predictions: Sequence, labels: Sequence) -> float:
-    """Matthews correlation coefficient (MCC), for two or more classes.
+    """Matthews correlation coefficient (CoLA's metric), a float in [-1, 1]: 1 perfect, 0 chance.
 
-    With two classes it is the familiar
-    `(TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))`: a correlation between
-    predictions and labels, +1 perfect, 0 no better than chance, -1 always wrong. It
-    stays honest on unbalanced data where accuracy does not, which is why GLUE uses it
-    for CoLA. For K classes we use Gorodkin's generalization (as scikit-learn does),
-    written with the counts below; for K = 2 it equals the formula above.
-
-    If every prediction or every label is the same class the denominator is 0 and we
-    return 0.0, as scikit-learn does.
-
-    Args:
-        predictions: predicted classes (ints or strs), shape `[N]`.
-        labels: true classes, shape `[N]`.
-
-    Returns:
-        A float in [-1, 1].
+    Two classes: `(TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))`; more: Gorodkin's
+    generalization, as scikit-learn. 0.0 when every prediction or every label is one class.
+    `predictions`, `labels`: classes (ints or strs), shape `[N]`.
     """
     preds, golds = _classes(predictions, labels)
     n = len(golds)
@@ -241,19 +191,8 @@ def _numbers(x: Any, y: Any) -> tuple[list[float], list[float]]:
 
 
 def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson's correlation coefficient r (linear correlation), as `scipy.stats.pearsonr`.
-
-    r = sum((x - mean x)(y - mean y)) / sqrt(sum (x - mean x)^2 * sum (y - mean y)^2)
-
-    Args:
-        x: numbers, shape `[N]` with N >= 2 (e.g. predicted STS-B scores).
-        y: numbers, shape `[N]` (e.g. gold scores).
-
-    Returns:
-        A float in [-1, 1], or `nan` when `x` or `y` is constant: r is undefined then
-        (scipy also returns nan). A collapsed regressor that predicts one value for
-        every pair shows up as nan, never as a made-up number.
-    """
+    """Pearson's r of numbers `x` and `y`, shape `[N]`, N >= 2, as `scipy.stats.pearsonr`: a float
+    in [-1, 1], or `nan` when `x` or `y` is constant (a one-value regressor never gets a number)."""
     xs, ys = _numbers(x, y)
     if min(xs) == max(xs) or min(ys) == max(ys):
         return math.nan
@@ -272,10 +211,7 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def _average_ranks(values: list[float]) -> list[float]:
-    """1-based ranks; tied values share the mean of the ranks they span.
-
-    Example: [10, 20, 20, 5] -> [2.0, 3.5, 3.5, 1.0].
-    """
+    """1-based ranks, ties sharing their mean rank: [10, 20, 20, 5] -> [2.0, 3.5, 3.5, 1.0]."""
     order = sorted(range(len(values)), key=lambda i: values[i])
     ranks = [0.0] * len(values)
     start = 0
@@ -291,20 +227,8 @@ def _average_ranks(values: list[float]) -> list[float]:
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation rho, as `scipy.stats.spearmanr`.
-
-    rho is Pearson's r computed on ranks instead of values, so it measures how well a
-    monotonic (not necessarily linear) function relates x and y. Ties get the average
-    of the ranks they span, so the usual shortcut `1 - 6 sum d^2 / (n(n^2 - 1))`,
-    which assumes no ties, is not used.
-
-    Args:
-        x: numbers, shape `[N]` with N >= 2.
-        y: numbers, shape `[N]`.
-
-    Returns:
-        A float in [-1, 1], or `nan` when `x` or `y` is constant.
-    """
+    """Spearman's rho, as `scipy.stats.spearmanr`: Pearson's r of the ranks (ties get their mean
+    rank) of `x` and `y`, shape `[N]`, N >= 2; `nan` when `x` or `y` is constant."""
     xs, ys = _numbers(x, y)
     return pearson(_average_ranks(xs), _average_ranks(ys))
 
@@ -329,25 +253,16 @@ def _split_tag(tag: Any, position: int) -> tuple[str, str]:
 
 
 def get_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """The entity spans of one sentence's IOB2 tags.
+    """The entity spans of one sentence's IOB2 tags, e.g. `["B-PER", "I-PER", "O"]`.
 
-    `B-X` starts an entity of type X, `I-X` continues it, `O` is outside any entity.
-    An `I-X` that does not follow `B-X` or `I-X` (it follows `O`, another type, or
-    opens the sentence) is ill-formed IOB2; like `conlleval` and `seqeval`'s default
-    (non-strict) mode, we treat it as the start of a new X entity rather than dropping
-    it. A side effect: IOB1 tags (CoNLL-2003's files, where entities start with `I-`)
-    give the same spans.
+    An `I-X` that does not continue an X entity starts a new one (as `conlleval` and
+    `seqeval`'s default mode), so IOB1 tags give the same spans.
 
-    Example:
         >>> get_entities(["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"])
         [('PER', 0, 1), ('LOC', 3, 3), ('LOC', 4, 4), ('ORG', 5, 5)]
 
-    Args:
-        tags: one sentence's tags, length `T`, e.g. `["B-PER", "I-PER", "O"]`.
-
     Returns:
-        `(type, start, end)` tuples in order, with `end` INCLUSIVE as in `seqeval`
-        (the entity's tokens are `tokens[start:end + 1]`).
+        `(type, start, end)` tuples in order, `end` INCLUSIVE (as in `seqeval`).
     """
     if isinstance(tags, str) or not hasattr(tags, "__len__"):
         raise TypeError(f"tags must be a list of tag strings for one sentence, got {type(tags).__name__}")
@@ -378,22 +293,14 @@ def _sentences(tag_seqs: Any, name: str) -> list:
 
 
 def entity_scores(true_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequence[str]]) -> dict:
-    """Entity-level precision, recall and F1 per entity type and overall (CoNLL style).
-
-    Entities come from `get_entities` on each sentence. A predicted entity is correct
-    only if a true entity has the same sentence, type, start and end: a half-found name
-    counts as one false positive and one false negative, no partial credit.
-    "overall" is the micro average: precision = all correct / all predicted entities,
-    recall = all correct / all true entities. Ratios with a zero denominator are 0.0.
-    The numbers equal `seqeval`'s default mode (and the `conlleval` script).
+    """Entity-level precision, recall and F1 per type and overall (micro), as `seqeval` and
+    `conlleval`: a predicted entity counts only if a true one has the same sentence, type and span.
 
     Args:
-        true_tag_seqs: one list of IOB2 tags per sentence (gold), `S` sentences.
-        pred_tag_seqs: the predicted tags, the same `S` sentences and lengths.
+        true_tag_seqs, pred_tag_seqs: gold and predicted IOB2 tags per sentence, same lengths.
 
     Returns:
-        `{type: {"precision", "recall", "f1", "support"}, ..., "overall": {...}}`, types
-        in sorted order (every type that occurs in the truth or the predictions), with
+        `{type: {"precision", "recall", "f1", "support"}, ..., "overall": {...}}`, types sorted,
         `support` the number of true entities.
     """
     golds = _sentences(true_tag_seqs, "true_tag_seqs")
@@ -425,9 +332,8 @@ def entity_scores(true_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequenc
 
 
 def format_entity_report(scores: Mapping[str, Mapping[str, float]], digits: int = 2) -> str:
-    """Lay out `entity_scores`'s result as a table, like seqeval's `classification_report`.
+    """`entity_scores`'s result as one string, a table like seqeval's `classification_report`.
 
-    Example (two true PER entities, one found; one LOC found):
         >>> print(format_entity_report(entity_scores([["B-PER", "O", "B-PER", "B-LOC"]],
         ...                                          [["B-PER", "O", "O", "B-LOC"]])))
                 precision    recall        f1   support
@@ -436,13 +342,6 @@ def format_entity_report(scores: Mapping[str, Mapping[str, float]], digits: int 
             PER      1.00      0.50      0.67         2
         <BLANKLINE>
         overall      1.00      0.67      0.80         3
-
-    Args:
-        scores: the dict returned by `entity_scores`.
-        digits: decimals shown for precision, recall and F1.
-
-    Returns:
-        The table as one string (no trailing newline).
     """
     if "overall" not in scores:
         raise ValueError("scores has no 'overall' entry: pass the dict returned by entity_scores")
@@ -466,14 +365,9 @@ _PUNCTUATION = set(string.punctuation)  # ASCII only, as in the official script
 
 
 def normalize_answer(text: str) -> str:
-    """Normalize an answer the way SQuAD v1.1's official evaluation does.
+    """Normalize an answer as SQuAD v1.1's official evaluation does: lower-case, delete ASCII
+    punctuation, replace the words "a", "an", "the" by a space, collapse whitespace.
 
-    Four steps, in the official order: lower-case; delete ASCII punctuation
-    (`string.punctuation`; so "U.S." -> "us", while non-ASCII marks such as "–" stay);
-    replace the whole words "a", "an", "the" by a space; collapse runs of whitespace to
-    single spaces and strip the ends.
-
-    Example:
         >>> normalize_answer("  The Eiffel-Tower!  ")
         'eiffeltower'
     """
@@ -500,7 +394,6 @@ def _gold_list(gold_answers: Any) -> list[str]:
 def squad_exact_match(prediction: str, gold_answers: Sequence[str]) -> float:
     """1.0 if the normalized prediction equals any normalized gold answer, else 0.0.
 
-    Example:
         >>> squad_exact_match("the Eiffel Tower!", ["Eiffel tower"])
         1.0
     """
@@ -525,13 +418,9 @@ def _token_f1(prediction: str, gold: str) -> float:
 
 
 def squad_f1(prediction: str, gold_answers: Sequence[str]) -> float:
-    """SQuAD token F1: the best bag-of-words F1 of the prediction over the gold answers.
+    """SQuAD token F1: the best bag-of-words F1 (over normalized tokens) of the prediction
+    against any gold answer; not the classification F1 of `precision_recall_f1`.
 
-    Both sides are normalized (`normalize_answer`) and split on whitespace; the overlap
-    counts shared tokens with multiplicity. This is the QA F1, not the classification
-    F1 of `precision_recall_f1`.
-
-    Example:
         >>> squad_f1("the Eiffel Tower in Paris", ["Eiffel tower"])  # P = 2/4, R = 2/2
         0.6666666666666666
     """
@@ -542,19 +431,13 @@ def squad_f1(prediction: str, gold_answers: Sequence[str]) -> float:
 
 
 def squad_evaluate(predictions: Mapping[str, str], examples: Sequence[Mapping]) -> dict[str, float]:
-    """Official SQuAD v1.1 scores: mean exact match and mean F1, in percent.
-
-    Each example is scored against all of its gold answers, keeping the best
-    (annotators often give several, sometimes repeated). Predictions whose id is not
-    among `examples` are ignored, so you may evaluate on a subset of the questions.
-    Unlike the official script, which scores a question with no prediction as 0 and
-    prints a note, a missing prediction raises ValueError, so an id mismatch cannot
-    pass as a low score.
+    """Official SQuAD v1.1 scores, in percent: each example's best exact match and F1 over its
+    gold answers, averaged. Ids not in `examples` are ignored; a missing prediction raises
+    ValueError (the official script would score it 0).
 
     Args:
         predictions: question id -> predicted answer text.
-        examples: records like `{"id": str, "answers": {"text": [str, ...]}, ...}`, the
-            format of `bertedu.data.load_squad`.
+        examples: records like `{"id": str, "answers": {"text": [str, ...]}}` (`load_squad`).
 
     Returns:
         `{"exact_match": float, "f1": float}`, each in [0, 100].

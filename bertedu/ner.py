@@ -1,40 +1,16 @@
 """Token-classification glue for named-entity recognition: a tag per word in, a tag per word out.
 
-CoNLL-2003 gives each sentence as words with one IOB2 tag per word; BERT reads WordPieces.
-Chapter 10 bridges the two the way the BERT paper does (section 5.3): "we use the
-representation of the first sub-token as the input to the token-level classifier".
+BERT reads WordPieces while CoNLL-2003 tags words; as in the BERT paper (section 5.3), a
+word is classified at its first piece (chapter 10):
 
     words      EU       rejects             German    call
     pieces     [CLS] eu   rejects   ger ##man   call   [SEP]
     word_ids   None  0    1         2   2       3      None
     labels     -100  B-ORG O        B-MISC -100 O      -100
 
-- `encode_words` tokenizes a sentence word by word and records `word_ids`, the word each
-  piece came from (None for `[CLS]`/`[SEP]`). It equals Hugging Face's
-  `BertTokenizerFast(words, is_split_into_words=True).word_ids()`: there too, every word is
-  normalized and split on its own (tests/test_ner.py checks all CoNLL-2003 dev sentences).
-- `align_labels` gives the first piece of each word the word's label and -100 (ignored
-  by the loss, `heads.IGNORE_INDEX`) to the other pieces and to the special tokens.
-- `word_tags` goes back: the tag predicted at each word's first piece is the word's tag.
-  Entity-level scores then come from `bertedu.metrics.entity_scores` on words, never on
-  pieces, so the score does not depend on the tokenizer.
-- `NerDataset` and `collate_token_classification` feed `bertedu.training.train`;
-  `predict_tags` runs a model over a dataset and returns one tag list per sentence.
-
-The feature-based approach of the paper's section 5.3 (table 7) reads a frozen encoder
-instead of fine-tuning it:
-
-- `extract_word_features` runs the encoder once and keeps every layer's vector at each
-  word's first piece (`[L + 1, W, H]` per sentence), so many taggers can train on one cache;
-- `combine_layers` reads those layers the paper's six ways (`LAYER_COMBINATIONS`: the
-  embedding layer, the last, the second-to-last, the sum or concatenation of the last four,
-  a learned `ScalarMix` of all), and `FeatureTagger` is a small BiLSTM tagger on top;
-- `word_shape` gives a word's casing, the clue an uncased checkpoint never sees, as an
-  optional extra input of the tagger.
-
-A word the tokenizer turns into nothing (a lone control or zero-width character) and the
-words cut off by `max_length` have no piece: they get no loss in training and the tag "O"
-in `word_tags`.
+Fine-tuning: `encode_words`, `align_labels`, `word_tags`, `NerDataset`, `predict_tags`.
+Feature-based (frozen encoder, the paper's table 7): `extract_word_features`,
+`combine_layers`, `ScalarMix`, `FeatureTagger`. Words without a piece get no loss and "O".
 """
 from __future__ import annotations
 
@@ -55,30 +31,18 @@ from .heads import IGNORE_INDEX, HeadOutput
 # ---------------------------------------------------------------------------------------
 def encode_words(words: Sequence[str], tokenizer, max_length: int | None = None,
                  cache: dict | None = None) -> dict:
-    """Tokenize a sentence given as words: `[CLS] pieces of word 0 ... [SEP]`, with `word_ids`.
-
-    Every word is tokenized on its own, so a word never merges with its neighbour and a
-    piece always knows its word. A word may still give several pieces, and punctuation
-    inside a word splits it further ("U.S." -> `u . s .`, all four of word id of "U.S.").
-
-    Example:
-        >>> enc = encode_words(["EU", "rejects", "German"], tokenizer)
-        >>> tokenizer.convert_ids_to_tokens(enc["input_ids"])
-        ['[CLS]', 'eu', 'rejects', 'german', '[SEP]']
-        >>> enc["word_ids"]
-        [None, 0, 1, 2, None]
+    """Tokenize a sentence given as words, each on its own: `[CLS] pieces of word 0 ... [SEP]`,
+    with `word_ids`, the word of each piece ("U.S." -> `u . s .`, four pieces of one word).
 
     Args:
-        words: the sentence's `W` words.
-        tokenizer: a `bertedu.tokenization.BertTokenizer`.
-        max_length: longest encoding, `[CLS]` and `[SEP]` included; pieces past it are cut
-            (their words get no piece). None: `tokenizer.model_max_length` (512 for BERT).
-        cache: an optional dict word -> piece ids, shared across calls to tokenize each
-            distinct word once (CoNLL-2003's 200k words are 24k distinct ones).
+        words: the sentence's `W` words; tokenizer: a `BertTokenizer`.
+        max_length: longest encoding, `[CLS]` and `[SEP]` included (None: the tokenizer's);
+            pieces past it are cut and their words get no piece.
+        cache: an optional dict word -> piece ids shared across calls (each word tokenized once).
 
     Returns:
-        `{"input_ids": [T], "token_type_ids": [T] (all 0), "word_ids": [T]}`, lists, with
-        `word_ids[t]` the index in `words` of piece t's word, None for `[CLS]` and `[SEP]`.
+        `{"input_ids", "token_type_ids" (all 0), "word_ids"}`, lists `[T]`; `word_ids[t]` is
+        the index in `words` of piece t's word, None for `[CLS]` and `[SEP]`.
     """
     words = check_words(words)
     max_length = tokenizer.model_max_length if max_length is None else max_length
@@ -101,14 +65,9 @@ def align_labels(word_ids: Sequence[int | None], word_labels: Sequence[int],
                  num_labels: int | None = None) -> list[int]:
     """Word labels -> piece labels: the first piece of a word gets its label, the rest -100.
 
-    Example:
-        >>> align_labels([None, 0, 1, 2, 2, 3, None], [3, 0, 7, 0])
-        [-100, 3, 0, 7, -100, 0, -100]
-
     Args:
         word_ids: `[T]`, the word of each piece, None for special tokens (`encode_words`).
-        word_labels: `[W]` label ids, one per word.
-        num_labels: if given, every label must lie in `[0, num_labels)`.
+        word_labels: `[W]` label ids, one per word; num_labels: if given, labels must be below it.
 
     Returns:
         `[T]` label ids, -100 (`IGNORE_INDEX`) where the loss must not look.
@@ -131,25 +90,14 @@ def align_labels(word_ids: Sequence[int | None], word_labels: Sequence[int],
 
 def word_tags(piece_predictions: Sequence[int] | torch.Tensor, word_ids: Sequence[int | None],
               label_names: Sequence[str], num_words: int) -> list[str]:
-    """Per-piece predicted label ids -> one tag per word, read at each word's first piece.
-
-    Words without a piece (cut off by `max_length`, or empty after normalization) get "O".
-    Tags are returned as predicted: an `I-X` after `O` is left for the metric, which (like
-    seqeval and conlleval) reads it as the start of an entity.
-
-    Example:
-        >>> word_tags([0, 3, 0, 7, 8, 0, 0], [None, 0, 1, 2, 2, 3, None], CONLL_NER_LABELS, 4)
-        ['B-ORG', 'O', 'B-MISC', 'O']
+    """Per-piece predicted label ids -> `num_words` tags, each read at the word's first piece;
+    a word without a piece gets "O". Tags are returned as predicted (no IOB2 repair).
 
     Args:
-        piece_predictions: `[T]` label ids (e.g. `logits.argmax(-1)` of one sentence,
-            without its padding).
+        piece_predictions: `[T]` label ids of one sentence, without its padding.
         word_ids: `[T]`, from `encode_words`.
         label_names: id -> tag, e.g. `bertedu.data.CONLL_NER_LABELS`.
         num_words: `W`, the number of words of the sentence.
-
-    Returns:
-        `W` tag strings.
     """
     if isinstance(piece_predictions, torch.Tensor):
         if piece_predictions.dim() != 1:
@@ -177,34 +125,20 @@ def word_tags(piece_predictions: Sequence[int] | torch.Tensor, word_ids: Sequenc
 # Dataset and batches
 # ---------------------------------------------------------------------------------------
 def collate_token_classification(items: Sequence[dict], pad_token_id: int) -> dict:
-    """Pad `NerDataset` items to the longest one (`bertedu.batching.pad_collate`); padded labels are -100.
-
-    Returns:
-        `input_ids`, `attention_mask`, `token_type_ids` and (if the items have them)
-        `labels`, all LongTensors `[B, T]`.
-    """
+    """Pad `NerDataset` items to the longest (`pad_collate`): `input_ids`, `attention_mask`,
+    `token_type_ids` and, if the items have them, `labels` (-100 on padding), all `[B, T]`."""
     return pad_collate(items, pad_token_id)
 
 
 class NerDataset:
-    """CoNLL-style sentences (`{"tokens": [...], "ner_tags": [...]}`) as BERT inputs and labels.
-
-    `dataset[i]` is `{"input_ids", "token_type_ids", "labels"}`, 1-D LongTensors of the
-    sentence's length in pieces `T_i`, labels aligned by `align_labels`;
-    `dataset.word_ids[i]` maps the pieces back to words and `dataset.collate` pads a batch.
-
-    Example:
-        >>> ds = NerDataset(load_conll2003("dev"), tokenizer)
-        >>> ds.tags[0], ds.word_ids[0][:4]
-        (['O', 'O', 'B-ORG', 'O', ...], [None, 0, 1, 2])
+    """CoNLL-style sentences (`{"tokens": [...], "ner_tags": [...]}`) as BERT inputs and labels:
+    `dataset[i]` is `{"input_ids", "token_type_ids", "labels"}`, 1-D LongTensors `[T_i]`, labels
+    from `align_labels`; `dataset.word_ids[i]` maps pieces to words; `dataset.collate` pads.
 
     Args:
-        records: dicts with `tokens` (the words) and `ner_tags` (one tag per word: names
-            such as "B-PER", or ids into `label_names`). Without `ner_tags` the items have
-            no labels (to tag new text).
+        records: dicts with `tokens` (words) and, to train, `ner_tags` (tag names or ids).
         tokenizer: a `bertedu.tokenization.BertTokenizer`.
-        label_names: the tag set; id i is `label_names[i]` (`CONLL_NER_LABELS`, in the
-            Hugging Face `conll2003` order, by default).
+        label_names: the tag set, `CONLL_NER_LABELS` (Hugging Face's `conll2003` order) by default.
         max_length: see `encode_words`; `num_truncated` counts the sentences it cut.
     """
 
@@ -269,15 +203,9 @@ class NerDataset:
 
 
 def predict_tags(model: nn.Module, dataset: NerDataset, batch_size: int = 64) -> list[list[str]]:
-    """Tag every sentence of `dataset`: one IOB2 tag per word, in dataset order.
-
-    The model (e.g. `BertForTokenClassification`) runs in eval mode on length-sorted
-    batches; each sentence's `logits[b, :T_b].argmax(-1)` goes through `word_tags`.
-
-    Returns:
-        A list of `N` tag lists, sentence i with `dataset.num_words[i]` tags; ready for
-        `bertedu.metrics.entity_scores(dataset.tags, predictions)`.
-    """
+    """Tag every sentence of `dataset` with a token-classification model (eval mode): a list of
+    `N` tag lists, sentence i with `dataset.num_words[i]` tags, ready for
+    `bertedu.metrics.entity_scores(dataset.tags, predictions)`."""
     predictions = predict(model, dataset, lambda model, batch: model(**batch).logits.argmax(-1), batch_size)
     return [word_tags(predicted[:T], word_ids, dataset.label_names, num_words)  # predicted: (T_batch,)
             for predicted, T, word_ids, num_words in zip(predictions, dataset.lengths, dataset.word_ids,
@@ -298,7 +226,6 @@ WORD_SHAPES = ("lower", "Capitalised", "UPPER", "other")
 def word_shape(word: str) -> int:
     """The casing of a word, as an id into `WORD_SHAPES`.
 
-    Example:
         >>> [WORD_SHAPES[word_shape(w)] for w in ["rejects", "German", "EU", "1996", "U.S."]]
         ['lower', 'Capitalised', 'UPPER', 'other', 'UPPER']
     """
@@ -318,20 +245,13 @@ def extract_word_features(encoder: nn.Module, dataset: NerDataset, batch_size: i
                           dtype: torch.dtype = torch.float16) -> list[torch.Tensor]:
     """Run a frozen encoder once and keep every layer's vector at each word's first piece.
 
-    The feature-based taggers read only these vectors, so the encoder runs once per
-    sentence whatever the number of taggers trained on them. Stored in float16 they take
-    half the memory; the taggers compute in float32.
-
     Args:
         encoder: a `BertModel` (or a head with a `.bert` encoder); put in eval mode.
-        dataset: a `NerDataset`.
-        batch_size: sentences per forward pass (length-sorted batches).
-        dtype: how the features are stored.
+        dataset: a `NerDataset`; batch_size: sentences per pass; dtype: how features are stored.
 
     Returns:
-        `N` tensors, sentence i of shape `[L + 1, W_i, H]`: layer 0 is the embedding layer's
-        output, layer l the output of block l; `W_i = dataset.num_words[i]`. A word without
-        a piece (cut off by `max_length`) gets zeros.
+        `N` tensors, sentence i `[L + 1, W_i, H]` (layer 0 = embeddings, l = block l,
+        `W_i = dataset.num_words[i]`); a word without a piece gets zeros.
     """
     encoder = getattr(encoder, "bert", encoder)
     device = model_device(encoder)
@@ -355,14 +275,8 @@ def extract_word_features(encoder: nn.Module, dataset: NerDataset, batch_size: i
 
 
 class ScalarMix(nn.Module):
-    """A learned weighted sum of layers (ELMo's scalar mix, Peters et al. 2018, eq. 1).
-
-    `mix = gamma * sum_j softmax(s)_j h_j`: one weight per layer, kept positive and summing
-    to 1 by the softmax, and a scale gamma. It starts as the plain mean of the layers.
-
-    Args:
-        num_layers: how many layers are mixed (`L + 1` with the embedding layer).
-    """
+    """ELMo's scalar mix (Peters et al. 2018, eq. 1): `gamma * sum_j softmax(s)_j h_j` over
+    `num_layers` layers, starting as their plain mean."""
 
     def __init__(self, num_layers: int):
         super().__init__()
@@ -386,16 +300,10 @@ class ScalarMix(nn.Module):
 def combine_layers(layers: torch.Tensor, how: str, mix: ScalarMix | None = None) -> torch.Tensor:
     """One vector per word from the stacked layers, the ways of the BERT paper's table 7.
 
-    With `L + 1` layers (0 = embeddings, L = last block):
-
-    - `embeddings`: layer 0; `last`: layer L; `second_to_last`: layer L - 1;
-    - `sum_last_four`: layers L-3..L added; `concat_last_four`: the same four concatenated
-      (4H wide, in the order L-3, ..., L);
-    - `weighted_sum`: `mix(layers)`, a learned `ScalarMix` over all layers.
-
     Args:
         layers: `[..., L + 1, W, H]`, e.g. one sentence of `extract_word_features` or a batch.
-        how: one of `LAYER_COMBINATIONS`.
+        how: one of `LAYER_COMBINATIONS`: `embeddings` (layer 0), `last` (L), `second_to_last`,
+            `sum_last_four`, `concat_last_four` (order L-3..L) or `weighted_sum` (by `mix`).
         mix: the `ScalarMix` for `weighted_sum`.
 
     Returns:
@@ -426,17 +334,15 @@ def combine_layers(layers: torch.Tensor, how: str, mix: ScalarMix | None = None)
 
 
 class WordFeatureDataset:
-    """Cached frozen features of sentences, with their tags, for a feature-based tagger.
-
-    `dataset[i]` is `{"features": [L + 1, W_i, H] (as stored), "labels": [W_i]}`, plus
-    `"shapes": [W_i]` (`word_shape` ids) if the words were given; `dataset.collate` pads a
-    batch and `dataset.lengths` (the word counts) feeds `LengthGroupedBatches`.
+    """Cached frozen features of sentences, with their tags, for a feature-based tagger:
+    `dataset[i]` is `{"features": [L + 1, W_i, H], "labels": [W_i]}`, plus `"shapes": [W_i]` if
+    `words` are given; `dataset.lengths` (word counts) feeds `LengthGroupedBatches`.
 
     Args:
         features: `N` tensors `[L + 1, W_i, H]` (`extract_word_features`).
-        tags: `N` lists of `W_i` IOB2 tags (e.g. `NerDataset.tags`), or None to tag new text.
+        tags: `N` lists of `W_i` IOB2 tags, or None to tag new text.
         label_names: the tag set, `CONLL_NER_LABELS` by default.
-        words: `N` lists of `W_i` words: adds each word's casing (`word_shape`) to the items.
+        words: `N` lists of `W_i` words, to add each word's casing (`word_shape`).
     """
 
     def __init__(self, features: Sequence[torch.Tensor], tags: Sequence[Sequence[str]] | None = None,
@@ -498,24 +404,16 @@ class WordFeatureDataset:
 
 
 class FeatureTagger(nn.Module):
-    """A BiLSTM tagger on frozen BERT features: the feature-based NER of the BERT paper.
-
-    features `[B, L + 1, W, H]` -> `combine_layers(how)` -> dropout -> (casing embedding
-    concatenated, if `num_shapes`) -> linear to `projection_size` -> BiLSTM -> linear to
-    `num_labels`, one prediction per word. The paper's tagger is "a randomly initialized
-    two-layer 768-dimensional BiLSTM" on BERT-base; the defaults here are far smaller, to
-    train in seconds on a CPU.
+    """A BiLSTM tagger on frozen BERT features (the BERT paper's feature-based NER, far smaller):
+    features `[B, L + 1, W, H]` -> `combine_layers(how)` -> dropout -> (+ casing embedding) ->
+    linear to `projection_size` -> BiLSTM -> linear to `num_labels`, one prediction per word.
 
     Args:
-        num_layers: `L + 1`, the layers stored in the features.
-        hidden_size: `H`, the encoder's width.
-        num_labels: the tag set's size.
+        num_layers, hidden_size, num_labels: `L + 1`, `H` and the tag set's size.
         how: one of `LAYER_COMBINATIONS`.
-        lstm_size: hidden units per direction.
-        lstm_layers: stacked BiLSTM layers.
-        projection_size: the width the combined features are projected to before the BiLSTM.
-        num_shapes: if > 0, an embedding of the word's casing (`word_shape`, batch key
-            `shapes`) joins the features.
+        lstm_size, lstm_layers: hidden units per direction, stacked layers.
+        projection_size: the width the combined features are projected to.
+        num_shapes: if > 0, an embedding of `word_shape` (batch key `shapes`) joins the features.
         dropout: on the features and on the BiLSTM's output.
     """
 

@@ -1,40 +1,15 @@
-"""BERT's pretraining data: sentence pairs for next-sentence prediction (NSP) and masked
-tokens for the masked language model (MLM), plus the evaluation and the CPU recipe.
+"""BERT's pretraining data and objectives: sentence pairs for next-sentence prediction (NSP),
+masked tokens for the masked language model (MLM), their evaluation, and the CPU recipe.
 
-Devlin et al. 2019, section 3.1 and appendix A.1; google-research/bert
-`create_pretraining_data.py` is the reference for the pair construction and the masking.
+Devlin et al. 2019, section 3.1 and appendix A.1; chapter 6 walks through every step.
+Documents of sentences (`wikitext_documents`, `tokenize_documents`) -> NSP pairs
+(`create_nsp_examples`; label 0 = IsNext, 1 = NotNext, as in Google's code, while d2l uses
+the opposite) -> `[CLS] A [SEP] B [SEP]` (`encode_pair`) -> 80/10/10 masks on 15% of the
+tokens, labels -100 elsewhere (`mask_tokens`) -> `PretrainingDataset`, static or dynamic.
 
-From documents to model inputs, in four steps:
-
-1. A corpus is a list of documents, each a list of sentences (`wikitext_documents` for
-   WikiText-2, where a document is an article), tokenized into WordPiece ids
-   (`tokenize_documents`).
-2. `create_nsp_examples` packs consecutive sentences into a segment A and a segment B.
-   With probability 0.5, B is the text that really follows A (IsNext, label 0); otherwise B
-   is taken from a random other document (NotNext, label 1). The label convention is
-   Google's and transformers' (0 = B follows A); d2l's BERT uses the opposite (1 = IsNext),
-   so its NSP accuracy code must be read with the labels swapped.
-3. Each pair becomes `[CLS] A [SEP] B [SEP]` with `token_type_ids` 0 for `[CLS] A [SEP]`
-   and 1 for `B [SEP]`.
-4. `mask_tokens` chooses 15% of the non-special positions; of these, 80% become `[MASK]`,
-   10% a random token and 10% stay as they are. The labels hold the original ids at the
-   chosen positions and -100 (ignored by the loss) everywhere else, so the loss is the mean
-   over exactly the chosen positions. d2l's published MLM loss also averages over padded
-   prediction slots; ours never does (tests/test_pretraining.py proves it).
-
-Static masking chooses the masks once, when the dataset is built (Google's code, which
-makes `dupe_factor` = 10 copies with different masks); dynamic masking draws fresh masks
-every epoch (RoBERTa, Liu et al. 2019). `PretrainingDataset(masking=...)` selects either.
-
-Further pretraining on unlabeled in-task text (chapter 12; Howard & Ruder 2018; Sun et al.
-2019; Gururangan et al. 2020) trains the masked LM alone, on single sentences:
-`MaskedLMDataset` (static, dynamic or selective masks; `token_importance` and
-`label_association` score tokens for selective masking, Gu et al. 2020),
-`masked_lm_batch_loss` (the loss of a batch on the chosen positions only) and
-`masked_lm_accuracy` (how well an encoder still fills in blanks, to see forgetting).
-
-The CPU recipe (chapter 6): `PretrainingRecipe` holds every setting; `benchmarks/
-pretrain_recipe.py` runs it and prints the held-out figures.
+Further pretraining, the masked LM alone on single sentences (chapter 12): `MaskedLMDataset`,
+`masked_lm_batch_loss`, `masked_lm_accuracy`. The CPU recipe (chapter 6):
+`PretrainingRecipe`, run by `benchmarks/pretrain_recipe.py`.
 """
 from __future__ import annotations
 
@@ -65,10 +40,7 @@ IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in Google's code and transformers (d2
 # 1. Documents and sentences
 # ---------------------------------------------------------------------------------------
 def split_sentences(paragraph: str) -> list[str]:
-    """Split tokenized text after every " . ", " ? " and " ! ".
-
-    WikiText is already tokenized (punctuation stands apart), so a word that is exactly
-    ".", "?" or "!" ends a sentence. Decimal points are written " @.@ " and do not count.
+    """Split tokenized WikiText after every " . ", " ? " and " ! " (decimal points are " @.@ ").
 
         >>> split_sentences("It is red . Is it ? Yes")
         ['It is red .', 'Is it ?', 'Yes']
@@ -85,23 +57,15 @@ def split_sentences(paragraph: str) -> list[str]:
 
 
 def clean_wikitext(text: str, unk_token: str = "[UNK]") -> str:
-    """Undo WikiText's tokenization marks before WordPiece sees the text.
-
-    `@-@`, `@,@` and `@.@` join a hyphenated word or a number ("0 @.@ 7" -> "0.7"); left
-    alone, each becomes three tokens that are trivial to predict and would inflate the MLM
-    accuracy. `<unk>` (a word outside WikiText's vocabulary) becomes the tokenizer's unknown
-    token, which the tokenizer keeps whole and masking never chooses.
-    """
+    """Undo WikiText's marks ("0 @.@ 7" -> "0.7", likewise `@-@` and `@,@`), which would be easy
+    tokens that inflate MLM accuracy; `<unk>` becomes `unk_token`, which masking never chooses."""
     text = text.replace(" @-@ ", "-").replace(" @,@ ", ",").replace(" @.@ ", ".")
     return text.replace("<unk>", unk_token)
 
 
 def wikitext_documents(articles: list[dict], unk_token: str = "[UNK]") -> list[list[str]]:
-    """WikiText articles (from `bertedu.data.load_wikitext2`) -> documents of sentences.
-
-    A document is one article (its title dropped); its sentences are the sentences of its
-    paragraphs, in order, cleaned with `clean_wikitext`.
-    """
+    """WikiText articles (`bertedu.data.load_wikitext2`) -> documents, one per article (title
+    dropped), each the list of its paragraphs' sentences, cleaned with `clean_wikitext`."""
     documents = []
     for article in articles:
         sentences = [clean_wikitext(s, unk_token) for p in article["paragraphs"] for s in split_sentences(p)]
@@ -111,10 +75,7 @@ def wikitext_documents(articles: list[dict], unk_token: str = "[UNK]") -> list[l
 
 
 def tokenize_documents(documents: list[list[str]], tokenizer) -> list[list[list[int]]]:
-    """Documents of sentence strings -> documents of sentences of WordPiece ids.
-
-    Empty sentences and empty documents are dropped.
-    """
+    """Documents of sentence strings -> documents of sentences of WordPiece ids; empties dropped."""
     if isinstance(documents, str) or not all(isinstance(d, (list, tuple)) for d in documents):
         raise TypeError("documents must be a list of documents, each a list of sentence strings")
     tokenized = []
@@ -131,10 +92,9 @@ def tokenize_documents(documents: list[list[str]], tokenizer) -> list[list[list[
 # ---------------------------------------------------------------------------------------
 @dataclass
 class NspExample:
-    """One sentence pair. `tokens_a`/`tokens_b` are WordPiece ids without special tokens;
-    `next_sentence_label` is 0 (IsNext: B follows A) or 1 (NotNext: B is random);
-    `document_a`/`document_b` are the indices (in the list of documents given) of the
-    documents they came from."""
+    """One sentence pair: `tokens_a`/`tokens_b` are WordPiece ids without special tokens,
+    `next_sentence_label` 0 (IsNext) or 1 (NotNext), `document_a`/`document_b` the indices of
+    the documents they came from."""
 
     tokens_a: list[int]
     tokens_b: list[int]
@@ -144,9 +104,8 @@ class NspExample:
 
 
 def truncate_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int, rng: random.Random) -> None:
-    """Trim the pair in place until it fits: one token at a time from the longer side,
-    from its front or its back at random (Google's rule; always cutting the end would bias
-    the model toward beginnings)."""
+    """Trim the pair in place to `max_num_tokens`: one token at a time from the longer side,
+    from its front or back at random (Google's rule)."""
     while len(tokens_a) + len(tokens_b) > max_num_tokens:
         longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
         if rng.random() < 0.5:
@@ -158,31 +117,16 @@ def truncate_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int,
 def create_nsp_examples(documents: list[list[list[int]]], max_seq_length: int = 128,
                         short_seq_prob: float = 0.1, nsp_probability: float = 0.5,
                         seed: int = 0) -> list[NspExample]:
-    """Cut tokenized documents into sentence pairs for NSP, as Google's
-    `create_instances_from_document` does, with one change noted below.
+    """Cut tokenized documents into NSP pairs, as Google's `create_instances_from_document`.
 
-    For each document, walk through its sentences and collect them into a chunk until the
-    chunk holds `target` tokens (`max_seq_length - 3`, leaving room for [CLS] and two
-    [SEP]s). Then draw the label:
-    - IsNext (probability 1 - nsp_probability): A = the first `a_end` sentences of the chunk
-      (a_end drawn at random), B = the rest of the chunk, which really follows A;
-    - NotNext: A as above, B = consecutive sentences from a random position in a random
-      *other* document, up to the remaining length; the chunk's sentences not used for A
-      are put back, to start the next chunk.
-    Finally the pair is trimmed to `max_seq_length - 3` tokens with `truncate_pair`.
-
-    Short sequences: with probability `short_seq_prob` (0.1 in BERT) a chunk's target is a
-    random length between 2 and the maximum instead, so that the model also sees short
-    inputs like the ones of fine-tuning tasks.
-
-    The change: Google's code turns every one-sentence chunk into NotNext (there is no B
-    inside it), which tilts the labels toward NotNext. Here the label is drawn first, and an
-    IsNext chunk keeps collecting until it holds two sentences; a document's last sentence
-    left alone with an IsNext draw is dropped. The labels are then balanced.
+    Sentences gather into a chunk of `max_seq_length - 3` tokens (with probability
+    `short_seq_prob`, a random shorter length). IsNext: A = the chunk's first sentences, B = the
+    rest. NotNext: B = consecutive sentences of a random other document; the chunk's unused
+    sentences start the next chunk. Unlike Google's code (every one-sentence chunk NotNext), the
+    label is drawn first and an IsNext chunk takes two sentences or more, so labels stay balanced.
 
     Args:
-        documents: tokenized documents, each a list of sentences of ids (`tokenize_documents`);
-            NotNext needs at least two documents.
+        documents: tokenized documents (`tokenize_documents`); NotNext needs at least two.
         max_seq_length: the length of `[CLS] A [SEP] B [SEP]`, at least 5.
         short_seq_prob: probability of a shorter target length.
         nsp_probability: probability of NotNext (0.5 in BERT).
@@ -266,31 +210,20 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
                 priority: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose positions for the masked language model and corrupt them, BERT's way.
 
-    1. In every row, choose `round(probability * n)` of its n eligible positions (at least
-       one), uniformly at random. Eligible: not a special token (`[CLS]`, `[SEP]`, `[PAD]`,
-       `[UNK]`, `[MASK]`). Google's code picks a count per sequence like this; Hugging Face's
-       collator flips a coin per position instead, which can leave a batch with nothing to
-       predict and a NaN loss.
-    2. Of the chosen positions, 80% become `[MASK]`, 10% a random non-special token and 10%
-       keep their token. (The model cannot tell which chosen tokens are real, so it must
-       build a good vector for every token; and fine-tuning inputs have no `[MASK]`.)
+    In every row, `round(probability * n)` of its n non-special positions (at least one) are
+    chosen at random; of these, 80% become `[MASK]`, 10% a random non-special token and 10% stay.
 
     Args:
         input_ids: LongTensor `[batch_size, seq_len]`, possibly padded with `pad_token_id`.
         tokenizer: gives `all_special_ids`, `pad_token_id`, `mask_token_id`, `vocab_size`.
         probability: share of eligible positions to choose (0.15 in BERT).
         generator: a seeded `torch.Generator` makes the result reproducible.
-        priority: optional FloatTensor `[batch_size, seq_len]`. Given, step 1 chooses the k
-            eligible positions of highest priority instead of k at random (ties at random):
-            selective masking (Gu et al. 2020), with a token's importance as its priority.
+        priority: optional FloatTensor `[batch_size, seq_len]`: choose the eligible positions of
+            highest priority instead (ties at random): selective masking, Gu et al. 2020.
 
     Returns:
         `(inputs, labels)`, both `[batch_size, seq_len]`: the corrupted ids, and the original
         ids at the chosen positions with -100 everywhere else.
-
-    Example:
-        >>> inputs, labels = mask_tokens(batch["input_ids"], tokenizer,
-        ...                              generator=torch.Generator().manual_seed(0))
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
         got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
@@ -339,19 +272,14 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
 class PretrainingDataset:
     """NSP pairs encoded as `[CLS] A [SEP] B [SEP]`, with MLM masks, static or dynamic.
 
-    - `masking="static"`: every example is masked once, here, and keeps that mask.
-    - `masking="dynamic"`: example i gets a fresh mask every epoch; the training loop calls
-      `set_epoch(e)`. The mask of example i in epoch e comes from a generator seeded by
-      `(seed, e, i)`, so it does not depend on which process draws it or in which batch:
-      a resumed or distributed run masks exactly like a single uninterrupted one.
-
-    `dataset[i]` is a dict of 1-D tensors `input_ids`, `token_type_ids`, `labels` and a
-    scalar `next_sentence_label`; `dataset.collate(list_of_items)` pads them into a batch.
+    `dataset[i]` is a dict of 1-D tensors `input_ids`, `token_type_ids`, `labels` and a scalar
+    `next_sentence_label`; `dataset.collate(items)` pads a list of them into a batch.
 
     Args:
         examples: `NspExample`s from `create_nsp_examples`.
-        tokenizer: a `BertTokenizer` (ids of `[CLS]`, `[SEP]`, `[PAD]`, `[MASK]`...).
-        masking: "dynamic" (RoBERTa) or "static" (BERT).
+        tokenizer: a `BertTokenizer`.
+        masking: "static" (BERT: masked once, here) or "dynamic" (RoBERTa: a fresh mask each
+            epoch, seeded by `(seed, epoch, i)`; the training loop calls `set_epoch`).
         mlm_probability: share of positions chosen for MLM.
         seed: seeds the masks.
     """
@@ -404,14 +332,9 @@ class PretrainingDataset:
 
 
 def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
-    """Pad a list of `PretrainingDataset` items to the longest one.
-
-    Returns a dict of `input_ids`, `token_type_ids`, `attention_mask`, `labels` (all
-    `[batch_size, seq_len]`) and `next_sentence_label` (`[batch_size]`). Padding gets
-    `pad_token_id`, token type 0, attention 0 and label -100, so it never enters the loss.
-    Items without `next_sentence_label` (single sentences for MLM only, e.g.
-    `MaskedLMDataset`) give a batch without it.
-    """
+    """Pad `PretrainingDataset` items to the longest: `input_ids`, `token_type_ids`,
+    `attention_mask`, `labels` `[batch_size, seq_len]` (padding: label -100, attention 0) and
+    `next_sentence_label` `[batch_size]` when the items have it."""
     return pad_collate(items, pad_token_id)
 
 
@@ -421,11 +344,8 @@ def collate_pretraining(items: list[dict], pad_token_id: int) -> dict:
 def pretraining_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The MLM logits at the chosen positions only, their labels, and the NSP logits.
 
-    `BertForPreTraining.forward` scores the whole vocabulary at every position, `[B, T, V]`;
-    only the ~15% chosen positions enter the loss, so here the encoder's output is gathered
-    at those positions first, `[N, H]`, and only they go through the MLM head (Google's code
-    does the same with `gather_indexes`). The vocabulary projection is the largest matrix
-    product of a small BERT: this halves the recipe's training step on a CPU.
+    Only the chosen positions go through the MLM head (Google's `gather_indexes`), `[N, V]`
+    instead of `[B, T, V]`: this halves the recipe's training step on a CPU.
 
     Returns:
         `(mlm_logits [N, V], mlm_labels [N], nsp_logits [B, 2])`, N = chosen positions.
@@ -440,23 +360,15 @@ def pretraining_logits(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, 
 
 def chosen_mlm_logits(model, last_hidden_state: torch.Tensor,
                       labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The MLM head (`model.cls.predictions`) at the chosen positions only (label != -100).
-
-    Args:
-        last_hidden_state: the encoder's output `[B, T, H]`.
-        labels: `[B, T]` original ids at the chosen positions, -100 elsewhere.
-
-    Returns:
-        `(logits [N, V], labels [N])`, N = chosen positions.
-    """
+    """The MLM head (`model.cls.predictions`) at the chosen positions only (label != -100):
+    `last_hidden_state` `[B, T, H]` and `labels` `[B, T]` -> `(logits [N, V], labels [N])`."""
     chosen = labels != IGNORE_INDEX  # (B, T)
     return model.cls.predictions(last_hidden_state[chosen]), labels[chosen]  # (N, H) -> (N, V)
 
 
 def pretraining_loss(model, batch: dict) -> torch.Tensor:
-    """MLM loss (mean over the chosen positions) + NSP loss (mean over the pairs), the
-    paper's joint objective; equal to `BertForPreTraining(**batch).loss` (a test checks it)
-    but faster, see `pretraining_logits`."""
+    """MLM loss (mean over the chosen positions) + NSP loss (mean over the pairs), the paper's
+    joint objective; equals `BertForPreTraining(**batch).loss`, faster (`pretraining_logits`)."""
     if "next_sentence_label" not in batch:
         raise ValueError(f"a pretraining batch needs next_sentence_label, got keys {sorted(batch)}")
     mlm_logits, mlm_labels, nsp_logits = pretraining_logits(model, batch)
@@ -468,10 +380,9 @@ def evaluate_pretraining(model, dataset: PretrainingDataset, batch_size: int = 1
     """Held-out MLM and NSP figures of a `BertForPreTraining`.
 
     Returns:
-        `mlm_loss` and `mlm_accuracy` over every chosen position (the 80/10/10 mix, as in
-        training); `mlm_masked_accuracy` over the chosen positions that show `[MASK]` (the
-        honest figure: at the 10% left unchanged the answer is in the input, and copying it
-        inflates `mlm_accuracy`); `nsp_loss` and `nsp_accuracy` over every pair.
+        `mlm_loss`, `mlm_accuracy` (every chosen position), `mlm_masked_accuracy` (only those
+        showing `[MASK]`: the honest figure, as the 10% left unchanged show their answer),
+        `nsp_loss`, `nsp_accuracy`.
     """
     device = next(model.parameters()).device
     with eval_mode(model):
@@ -497,17 +408,10 @@ def evaluate_pretraining(model, dataset: PretrainingDataset, batch_size: int = 1
 
 
 def baselines(train_examples: list[NspExample], eval_dataset: PretrainingDataset, tokenizer) -> dict:
-    """What a model that ignores the context scores on `eval_dataset`.
-
-    - `mlm_unigram_accuracy`: always predict the most frequent non-special token of the
-      training pairs;
-    - `mlm_masked_unigram_accuracy`: the same, scored at the `[MASK]` positions only (the
-      baseline of `evaluate_pretraining`'s `mlm_masked_accuracy`);
-    - `mlm_context_free_accuracy`: over all chosen positions, copy the token the position
-      shows, and guess the unigram token at `[MASK]` (the best a model can do that reads no
-      context: at the 10% left unchanged the answer is in the input);
-    - `nsp_majority_accuracy`: always predict the more frequent training NSP label.
-    """
+    """What a model that ignores the context scores on `eval_dataset`: `mlm_unigram_accuracy`
+    (always the most frequent training token, `mlm_unigram_token`), `mlm_masked_unigram_accuracy`
+    (the same at `[MASK]` only), `mlm_context_free_accuracy` (copy the shown token, guess the
+    unigram at `[MASK]`) and `nsp_majority_accuracy` (the more frequent training NSP label)."""
     specials = set(special_ids(tokenizer))
     counts = Counter(t for e in train_examples for t in e.tokens_a + e.tokens_b if t not in specials)
     top_token = counts.most_common(1)[0][0]
@@ -546,7 +450,7 @@ def cloze_predictions(model, tokenizer, probes: list[tuple[str, str]], k: int = 
     """Fill in the `[MASK]` of each probe with a masked LM; score the answer's rank.
 
     Args:
-        model: a `BertForPreTraining` or `BertForMaskedLM` (its output has MLM `logits`).
+        model: a `BertForPreTraining` or `BertForMaskedLM`.
         tokenizer: its `BertTokenizer`; every answer must be one WordPiece of it.
         probes: `(sentence with one [MASK], answer)` pairs, e.g. from `read_cloze_probes`.
         k: how many guesses count as a hit.
@@ -575,19 +479,14 @@ def cloze_predictions(model, tokenizer, probes: list[tuple[str, str]], k: int = 
 
 
 def book_bert_report(model, tokenizer, cloze_path: str | Path, eval_examples: int = 2048, seed: int = 0) -> dict:
-    """Held-out figures of a model pretrained on WikiText-2, with their baselines: what
-    `benchmarks/book_bert.py` prints and chapter 6 shows for the book's BERT.
-
-    The held-out pairs come from WikiText-2's test split, cut at the model's
-    `max_position_embeddings`, with static masks at 15%; the baselines count tokens and labels
-    of the training split's pairs (`wikitext_splits`).
+    """Held-out figures of a model pretrained on WikiText-2, with their baselines (chapter 6,
+    `benchmarks/book_bert.py`); held-out pairs from the test split, static masks at 15%.
 
     Returns:
         A dict: `metrics` (`evaluate_pretraining`), `baselines` (`baselines`), `n_eval_pairs`,
-        `n_mask_positions`, `cloze` (`cloze_predictions` on the probes of `cloze_path`),
-        `cloze_top5` (share of probes answered in the top 5) and
-        `cloze_top5_frequency_baseline` (the same for always guessing the 5 most frequent
-        training tokens).
+        `n_mask_positions`, `cloze` (`cloze_predictions` on `cloze_path`'s probes), `cloze_top5`
+        (share answered in the top 5) and `cloze_top5_frequency_baseline` (the same for always
+        guessing the 5 most frequent training tokens).
     """
     from .data import load_wikitext2
 
@@ -613,30 +512,22 @@ def book_bert_report(model, tokenizer, cloze_path: str | Path, eval_examples: in
 # Further pretraining: the masked LM alone, on single sentences (chapter 12)
 # ---------------------------------------------------------------------------------------
 class MaskedLMDataset:
-    """Unlabeled sentences as `[CLS] sentence [SEP]`, with BERT's 80/10/10 MLM masks.
+    """Unlabeled sentences as `[CLS] sentence [SEP]` with BERT's 80/10/10 MLM masks, no NSP.
 
-    No NSP: further pretraining on single sentences (SST-2 has no "next sentence") trains the
-    masked LM alone. Masks are drawn with `mask_tokens`:
-
-    - `masking="static"`: each sentence is masked once, here, and keeps that mask (BERT);
-    - `masking="dynamic"`: sentence i gets a fresh mask in every epoch, drawn from a generator
-      seeded by `(seed, epoch, i)` (RoBERTa); the training loop calls `set_epoch`.
-    - `masking="selective"`: each sentence is masked once, at its most important tokens
-      (Gu et al. 2020): `importance[i]` gives one score per WordPiece of the encoding (e.g.
-      from `token_importance`), and the k chosen positions are those of highest score.
-
-    `dataset[i]` is a dict of 1-D LongTensors `input_ids`, `token_type_ids`, `labels`
-    (-100 where nothing is predicted); `collate` pads them and adds `attention_mask`.
+    `dataset[i]` is a dict of 1-D LongTensors `input_ids`, `token_type_ids`, `labels` (-100:
+    not predicted); `collate` pads them and adds `attention_mask`.
 
     Args:
         tokenizer: a `BertTokenizer`.
         texts: N sentences (at least one eligible token each after tokenization).
-        masking: "static" or "dynamic".
+        masking: "static" (masked once, here), "dynamic" (a fresh mask each epoch, seeded by
+            `(seed, epoch, i)`; the loop calls `set_epoch`) or "selective" (masked once, at the
+            tokens of highest `importance`, Gu et al. 2020).
         probability: share of tokens chosen for the MLM (0.15 in BERT).
         max_length: longest encoding, `[CLS]` and `[SEP]` included.
         seed: seeds the masks.
-        importance: for `masking="selective"` only: N FloatTensors, one score per WordPiece of
-            each encoding (`[CLS]` and `[SEP]` included, as `token_importance` returns them).
+        importance: for "selective" only: N FloatTensors, one score per WordPiece of each
+            encoding, `[CLS]` and `[SEP]` included (as `token_importance` returns them).
     """
 
     def __init__(self, tokenizer, texts: Sequence[str], masking: str = "dynamic",
@@ -693,12 +584,8 @@ class MaskedLMDataset:
 
 def masked_lm_batch_loss(model: nn.Module, batch: dict) -> torch.Tensor:
     """Masked-LM cross-entropy, mean over the chosen positions, of a model with `.bert` and
-    `.cls.predictions` (`BertForPreTraining`, `BertForMaskedLM`).
-
-    Equal to `BertForMaskedLM(**batch).loss`, but the vocabulary projection runs only at the
-    chosen positions (`[N, H] -> [N, V]` instead of `[B, T, V]`), as in
-    `pretraining_logits`. No NSP term: use it as `train(loss_fn=masked_lm_batch_loss)`.
-    """
+    `.cls.predictions`; equals `BertForMaskedLM(**batch).loss`, faster (`pretraining_logits`).
+    No NSP term: use it as `train(loss_fn=masked_lm_batch_loss)`."""
     if "labels" not in batch:
         raise ValueError(f"an MLM batch needs labels (-100 = not predicted), got keys {sorted(batch)}")
     if not (batch["labels"] != IGNORE_INDEX).any():
@@ -710,12 +597,8 @@ def masked_lm_batch_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 
 @torch.no_grad()
 def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: int = 256) -> float:
-    """Share of the `[MASK]` positions whose original token the model ranks first.
-
-    Only positions that show `[MASK]` count (at the 10% left unchanged the answer is in the
-    input). `model` has `.bert` and `.cls.predictions`; use a static `dataset`, so every model
-    is asked the same blanks.
-    """
+    """Share of the `[MASK]` positions whose original token the model (with `.bert` and
+    `.cls.predictions`) ranks first; `dataset` must be static, so every model gets the same blanks."""
     if dataset.masking == "dynamic":
         raise ValueError("use a MaskedLMDataset with masking='static', so every model sees the same blanks")
     device = next(model.parameters()).device
@@ -737,13 +620,10 @@ def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: i
 @torch.no_grad()
 def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max_length: int = 64,
                      batch_size: int = 256) -> list[torch.Tensor]:
-    """How much each WordPiece supports a fine-tuned classifier's decision (for selective masking).
+    """How much each WordPiece supports a fine-tuned classifier's decision (selective masking).
 
-    For a text with encoding `x` and predicted class `y = argmax P(. | x)`, the importance of
-    WordPiece `i` is `P(y | x) - P(y | x without WordPiece i)`: large when deleting the piece
-    makes the classifier less sure (Gu et al. 2020 measure importance by the change in the
-    classifier's confidence; they also train a second model to predict it on large corpora,
-    which a few thousand sentences do not need). `[CLS]` and `[SEP]` get 0.
+    With `y` the predicted class of encoding `x`, WordPiece i scores `P(y | x) - P(y | x without
+    i)` (Gu et al. 2020); `[CLS]` and `[SEP]` score 0.
 
     Args:
         classifier: a fine-tuned model whose output has `.logits` `[B, num_labels]`.
@@ -787,11 +667,9 @@ def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max
 def label_association(tokenizer, texts: Sequence[str], labels: Sequence[int], smoothing: float = 1.0) -> torch.Tensor:
     """How strongly each WordPiece is tied to one class of a labelled set: `[V]` scores.
 
-    For two classes, the absolute log-count ratio `|log(p_w / q_w)|`, with `p_w` and `q_w` the
-    smoothed frequencies of WordPiece w in the texts of class 1 and of class 0 (the weights of
-    Wang & Manning's NB features). A cheap stand-in for `token_importance` on a large corpus:
-    `importance = scores[input_ids]` gives every WordPiece of an unlabeled sentence the score of
-    its type. Special tokens score 0.
+    `|log(p_w / q_w)|`, with `p_w`, `q_w` the smoothed frequencies of WordPiece w in class 1 and
+    class 0 (Wang & Manning's NB weights); special tokens score 0. A cheap stand-in for
+    `token_importance`: `scores[input_ids]` scores an unlabeled sentence.
 
     Args:
         tokenizer: a `BertTokenizer`; texts, labels: the labelled set (labels 0 or 1).
@@ -820,20 +698,10 @@ def label_association(tokenizer, texts: Sequence[str], labels: Sequence[int], sm
 class PretrainingRecipe:
     """Every setting of the small BERT the book pretrains on a 2-core CPU in a few minutes.
 
-    Corpus: WikiText-2's train split when present, else its validation split (60 articles,
-    about 200,000 words); pairs from the test split, 60 other articles, are held out. A
-    WordPiece vocabulary is trained on the training corpus (`train_tokenizer`). Then MLM +
-    NSP with dynamic masks over `dupe_factor` differently cut copies of the corpus, AdamW
-    with 10% warmup and linear decay, no dropout. `benchmarks/pretrain_recipe.py` runs it
-    and prints held-out figures against the baselines, the curve, wall time and tokens/s.
-
-    Why these numbers: on 2 cores every millisecond of a step counts, so the model is small
-    (L=2, H=128) and pairs are short (64 tokens). The vocabulary is learned with frequency
-    merges (`train_tokenizer`), so common words are whole tokens. The run is long enough for
-    the model to leave the unigram plateau: for about the first thousand steps its guesses at
-    `[MASK]` are the corpus's most frequent tokens, and only then do held-out `[MASK]`
-    accuracy and NSP accuracy start to rise (chapter 6 draws the curves). A higher peak rate
-    (5e-3) stayed on the plateau longer.
+    WikiText-2's train split (else valid) for training, its test split held out; a WordPiece
+    vocabulary learned on the corpus; MLM + NSP with dynamic masks over `dupe_factor` copies,
+    AdamW with 10% warmup and linear decay, no dropout. Chapter 6 explains the choices;
+    `benchmarks/pretrain_recipe.py` runs it.
     """
 
     vocab_size: int = 8000  # WordPiece vocabulary trained on the corpus
@@ -880,17 +748,9 @@ class PretrainingRecipe:
 
 
 def sinusoidal_positions(num_positions: int, hidden_size: int, std: float = 0.02) -> torch.Tensor:
-    """The Transformer's fixed position encoding (Vaswani et al. 2017, section 3.5), scaled so
-    that its entries have standard deviation `std`, like BERT's freshly initialized embeddings.
-
-    Row t holds sin(t / 10000^(2i/H)) in column 2i and cos(...) in column 2i + 1. Position
-    t + k is a rotation of position t, the same rotation for every t, so one linear map of
-    the query and key can make attention prefer "the next token" at every position.
-
-    Returns:
-        `[num_positions, hidden_size]`: a starting value for BERT's learned
-        `position_embeddings`, which training then changes like any other weight.
-    """
+    """The Transformer's fixed position encoding (Vaswani et al. 2017, section 3.5), scaled to
+    standard deviation `std`: `[num_positions, hidden_size]`, a starting value for BERT's learned
+    `position_embeddings`. Row t holds sin(t / 10000^(2i/H)) in column 2i, cos(...) in 2i + 1."""
     positions = torch.arange(num_positions, dtype=torch.float32)[:, None]  # (T, 1)
     frequencies = 10000.0 ** (-torch.arange(0, hidden_size, 2, dtype=torch.float32) / hidden_size)  # (H/2,)
     table = torch.zeros(num_positions, hidden_size)
@@ -915,9 +775,8 @@ def build_pretraining_model(recipe: PretrainingRecipe, vocab_size: int):
 
 
 def wikitext_splits() -> tuple[str, str]:
-    """The recipe's (training, held-out) WikiText-2 splits: ("train", "test") when the train
-    file is on this machine (in $BERTEDU_DATA or the download cache), else ("valid", "test").
-    Nothing is downloaded here."""
+    """The recipe's (training, held-out) WikiText-2 splits: ("train", "test") when the train file
+    is on this machine ($BERTEDU_DATA or the cache), else ("valid", "test"); downloads nothing."""
     relative = "wikitext2/wiki.train.tokens"
     folders = [Path(os.environ["BERTEDU_DATA"])] if os.environ.get("BERTEDU_DATA") else []
     folders.append(cache_folder())
@@ -926,13 +785,9 @@ def wikitext_splits() -> tuple[str, str]:
 
 
 def train_tokenizer(documents: list[list[str]], vocab_size: int, scoring: str = "frequency") -> BertTokenizer:
-    """A WordPiece vocabulary learned on the documents' sentences (`train_wordpiece`), as an
-    uncased `BertTokenizer`. `[UNK]` marks in the text are left out of the learning.
-
-    `scoring="frequency"` (the default here) merges the most frequent pairs, so the corpus's
-    common words are whole tokens; with WordPiece's likelihood score an 8,000-token vocabulary
-    still spells "the" as `th ##e`, and next-sentence prediction loses the repeated topic
-    words it relies on (chapter 6 measures both)."""
+    """An uncased `BertTokenizer` with a WordPiece vocabulary learned on the documents' sentences
+    (`train_wordpiece`), `[UNK]` marks left out. `scoring="frequency"` keeps common words whole,
+    which NSP relies on (chapter 6 compares it with WordPiece's likelihood score)."""
     texts = [sentence.replace("[UNK]", " ") for document in documents for sentence in document]
     return BertTokenizer(vocab=train_wordpiece(texts, vocab_size, scoring=scoring))
 
@@ -941,12 +796,9 @@ def prepare_pretraining_data(train_documents: list[list[str]], eval_documents: l
                              tokenizer, recipe: PretrainingRecipe) -> dict:
     """Sentence documents -> the recipe's training and held-out datasets.
 
-    The training pairs are `recipe.dupe_factor` passes over the corpus, each cut into pairs
-    with its own seed, as Google's `create_pretraining_data.py --dupe_factor` does: the same
-    sentences, paired and truncated differently. The held-out set is `recipe.eval_examples`
-    pairs (or all, if fewer) drawn at random from `eval_documents`, with static masks at BERT's
-    15% (whatever `recipe.mlm_probability` is), so every evaluation scores the same positions
-    and runs with different masking rates compare.
+    Training pairs: `recipe.dupe_factor` passes over the corpus, each cut with its own seed
+    (Google's `--dupe_factor`). Held out: up to `recipe.eval_examples` pairs drawn from
+    `eval_documents`, static masks at 15% whatever `recipe.mlm_probability`, so runs compare.
 
     Returns:
         A dict with `train_examples` (the `NspExample`s), `train_dataset` and `eval_dataset`.

@@ -9,15 +9,8 @@ BERT (Devlin et al. 2019, https://arxiv.org/abs/1810.04805) reads text in two pa
 
 `BertTokenizer` adds the vocabulary file, the special tokens `[CLS] [SEP] [PAD] [MASK]
 [UNK]`, batching, padding, truncation and character offsets. `bertedu.wordpiece_trainer`
-learns a vocabulary from a corpus.
-
-The reference is Hugging Face's `transformers.BertTokenizer`, which since transformers 5
-is the Rust `tokenizers` pipeline (`BertNormalizer` -> `BertPreTokenizer` -> `WordPiece`);
-tests/test_tokenization.py checks that we give the same tokens, ids and offsets. Google's
-original `tokenization.py` (google-research/bert) and transformers' pure-Python
-`BertTokenizerLegacy` agree with it on nearly all text; where they differ, we follow the
-Rust pipeline and say so where it happens (lower-casing, unassigned characters,
-truncation, decoding), except for a typo in its list of CJK blocks (`_is_chinese_char`).
+learns a vocabulary from a corpus. Tokens, ids and offsets match Hugging Face's
+`BertTokenizer` (its Rust pipeline; tests/test_tokenization.py checks them).
 """
 import functools
 import json
@@ -239,9 +232,7 @@ class WordpieceTokenizer:
     Args:
         vocab: the vocabulary (any container of token strings: a dict, set or list).
         unk_token: what a word without a full segmentation becomes.
-        max_input_chars_per_word: longer words become `unk_token` without trying. Hugging
-            Face (transformers and tokenizers) uses 100; Google's original tokenization.py
-            uses 200. The two differ only on words of 101 to 200 characters.
+        max_input_chars_per_word: longer words become `unk_token` without trying (Google: 200).
     """
 
     def __init__(self, vocab, unk_token: str = "[UNK]", max_input_chars_per_word: int = 100):
@@ -311,14 +302,10 @@ def _check_vocab(tokens: list, source: str) -> None:
 
 
 def read_tokenizer_config(path: str | Path) -> dict:
-    """The settings `BertTokenizer` takes from a Hugging Face `tokenizer_config.json`, checked.
-
-    Returns a dict with those of `do_lower_case`, `tokenize_chinese_chars`, `strip_accents`,
-    `model_max_length` and the five special tokens that the file sets; other fields are
-    ignored. Every value must have its JSON type (`true`, not `"true"`): a wrong one
-    raises an error naming the file and the field rather than being guessed at, as
-    transformers also refuses them.
-    """
+    """The settings `BertTokenizer` takes from a Hugging Face `tokenizer_config.json`, checked:
+    those of `do_lower_case`, `tokenize_chinese_chars`, `strip_accents`, `model_max_length` and
+    the five special tokens that the file sets. A value of the wrong JSON type (`"true"` for
+    `true`) raises an error naming the file and the field."""
     path = Path(path)
     where = f"{path}: "
     try:
@@ -717,12 +704,9 @@ class BertTokenizer:
     def _truncate(self, a, b, max_length: int, strategy: str, add_special_tokens: bool):
         """Cut the token lists `a` (and `b`) so that, with special tokens, they fit `max_length`.
 
-        As the Rust tokenizer does: "only_first" ("only_second") cuts only `a` (`b`), and
-        raises a ValueError rather than cut it down to nothing; "longest_first" may empty the
-        shorter sequence (see `_truncate_pair`). A `max_length` that leaves no room after the
-        special tokens gives just `[CLS] [SEP]` (`[CLS] [SEP] [SEP]` for a pair) with every
-        strategy. A `max_length` below the number of special tokens raises (the Rust
-        tokenizer then ignores `max_length` and returns everything).
+        "only_first" ("only_second") cuts only `a` (`b`) and raises a ValueError rather than cut it
+        to nothing; "longest_first" may empty the shorter one (`_truncate_pair`). No room after the
+        special tokens gives just `[CLS] [SEP]` (`[CLS] [SEP] [SEP]`); less than them raises.
         """
         n_special = (2 if b is None else 3) if add_special_tokens else 0
         if max_length < n_special:
@@ -756,12 +740,9 @@ class BertTokenizer:
     def _truncate_pair(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
         """How many tokens of each sequence "longest_first" keeps, as in the Rust tokenizer.
 
-        If the shorter sequence fits in half the budget, it is kept whole and the longer one
-        gets the rest. Otherwise both get half, and the odd token goes to the longer one
-        (to the second on a tie). For example 6 + 3 tokens into a budget of 5 keeps 3 + 2.
-        Google's code and transformers' BertTokenizerLegacy drop one token at a time from
-        the longer sequence, which can end one token different (5 + 5 into 5 keeps 3 + 2
-        there, 2 + 3 here). A budget of 1 empties the shorter sequence: 6 + 1 keeps 1 + 0.
+        If the shorter sequence fits in half the budget, it is kept whole and the longer one gets
+        the rest; otherwise both get half, the odd token to the longer one (to the second on a
+        tie): 6 + 3 into 5 keeps 3 + 2, 6 + 1 into 1 keeps 1 + 0.
         """
         swap = n_a > n_b  # work with (shorter, longer)
         short, long = (n_b, n_a) if swap else (n_a, n_b)

@@ -1,47 +1,20 @@
 """One small training loop for every chapter: pretraining and fine-tuning alike.
 
-No framework: `train` is an explicit `for` over optimizer steps that a student reads top to
-bottom, in the spirit of nanoGPT's `train.py` and minGPT's `trainer.py`. What it does, and
-where BERT's recipe comes from (Devlin et al. 2019, appendix A.2; google-research/bert
-`optimization.py`):
-
-- AdamW (Loshchilov & Hutter 2019) with weight decay on the weight matrices only: biases and
-  LayerNorm weights (every parameter with fewer than 2 dimensions) are not decayed;
-  `eps = 1e-6` as in BERT (PyTorch's default is 1e-8).
-- The learning rate rises linearly from 0 during `warmup_steps`, then falls linearly to 0 at
-  `max_steps` (`lr_at`, a pure function of the step).
-- The global gradient norm is clipped to `max_grad_norm` (1.0 in BERT).
-- Gradient accumulation: an update may average several micro-batches, so a large batch fits
-  in a small memory.
-- Mixed precision: bf16 autocast where the hardware multiplies bf16 (a recent GPU, or a CPU
-  with AMX or AVX512-BF16), fp32 master weights; `mixed_precision=False` turns it off.
-- Evaluation every `eval_every` steps with a metric function you write; a tqdm progress bar;
-  a `History` of losses and metrics to plot.
-- Checkpoints (model, optimizer, step, random-number-generator states) written atomically,
-  with a sha256 checksum checked on reading, the previous one kept as a fallback; and
-  resumption that continues exactly: a run stopped at step k and resumed ends with the
-  same parameters as a run that never stopped.
-- Distributed data parallel (DDP) when launched with `torchrun`: gloo on CPUs, nccl on GPUs.
-
-The same script runs on one CPU, one GPU or several GPUs with no edits:
+`train` is an explicit `for` over optimizer steps with BERT's recipe (Devlin et al. 2019,
+appendix A.2; google-research/bert `optimization.py`): AdamW with `eps = 1e-6` and no decay
+on biases and LayerNorm weights; linear warmup, then linear decay to 0 (`lr_at`); gradient
+norm clipped to `max_grad_norm`. Also: gradient accumulation, bf16 autocast where the
+hardware has it, evaluation every `eval_every` steps, a `History`, atomic checksummed
+checkpoints with exact resumption, and DDP under `torchrun` (gloo on CPUs, nccl on GPUs):
 
     python my_script.py                                   # one process: CPU, or GPU 0
     torchrun --standalone --nproc_per_node=2 my_script.py # two processes, one per GPU
-                                                          # (or two CPU processes with gloo)
 
-Randomness. Two runs with the same seed on the same machine give identical losses. Every
-random choice comes from a seed: the order of the examples in epoch e is a permutation
-seeded by `(seed, e)`, so the batch of any step can be recomputed from the step alone, and
-dropout draws from torch's generator, seeded by `(seed, rank)` and saved in checkpoints.
-(On a GPU some kernels are not bitwise deterministic; `torch.use_deterministic_algorithms`
-is the switch for that.)
-
-Batch arithmetic. `batch_size` is the global batch: the examples of one optimizer step,
-summed over processes and accumulation steps. Each of the `world_size` processes takes
-every `world_size`-th example of the global batch and splits its share into
-`gradient_accumulation_steps` micro-batches the same way. The loss of a step is the mean of
-the micro-batch losses (as in nanoGPT and Hugging Face's Trainer), so 2 processes x 1
-micro-batch and 1 process x 2 micro-batches compute the same update.
+Every random choice comes from the seed (epoch e's order from `(seed, e)`, dropout from
+`(seed, rank)`), so the same seed on the same machine gives identical losses. `batch_size`
+is the global batch, summed over processes and accumulation steps; a step's loss is the
+mean of its micro-batch losses, so 2 processes x 1 micro-batch and 1 process x 2
+micro-batches compute the same update.
 """
 from __future__ import annotations
 
@@ -149,15 +122,13 @@ class History:
 
     Attributes:
         train: one dict per step: `step` (1 = after the first update), `loss` (mean over the
-            step's micro-batches and processes), `lr`, `grad_norm` (before clipping),
-            `tokens` (non-padding input tokens of the step), `seconds` (wall time since the run
-            started; a resumed run counts on from the checkpoint).
+            step's micro-batches and processes), `lr`, `grad_norm` (before clipping), `tokens`
+            (non-padding input tokens), `seconds` (wall time since the run started).
         eval: one dict per evaluation: `step` and whatever `eval_fn` returned.
 
     Example:
         >>> plt.plot(history.steps, history.losses)
         >>> steps, accuracy = history.metric("mlm_accuracy")
-        >>> pandas.DataFrame(history.train)
     """
 
     train: list[dict] = field(default_factory=list)
@@ -189,13 +160,9 @@ def set_seed(seed: int) -> None:
 
 
 def lr_at(step: int, learning_rate: float, warmup_steps: int, max_steps: int) -> float:
-    """The learning rate of update number `step` (0 = the first update).
-
-    1) warmup: rise linearly, reaching `learning_rate` at the last warmup step;
-    2) decay: fall linearly from `learning_rate` to 0 at `max_steps`.
-    (Hugging Face's linear schedule starts at exactly 0, so its first update does nothing;
-    here the first update uses learning_rate / warmup_steps.)
-    """
+    """The learning rate of update number `step` (0 = the first update): a linear rise reaching
+    `learning_rate` at the last warmup step, then a linear fall to 0 at `max_steps`. (Unlike
+    Hugging Face's schedule, the first update uses learning_rate / warmup_steps, not 0.)"""
     if step < warmup_steps:  # 1) warmup
         return learning_rate * (step + 1) / warmup_steps
     remaining = (max_steps - step) / max(1, max_steps - warmup_steps)  # 2) decay: 1 -> 0
@@ -204,23 +171,16 @@ def lr_at(step: int, learning_rate: float, warmup_steps: int, max_steps: int) ->
 
 def make_optimizer(model: nn.Module, config: TrainingConfig,
                    parameter_groups: Sequence[dict] | None = None) -> torch.optim.AdamW:
-    """AdamW with two groups: weight matrices decay, biases and LayerNorm weights do not.
-
-    A parameter with 2 or more dimensions is a matrix (linear weights, embeddings); 1-D ones
-    are biases and LayerNorm scales, where decay toward 0 only hurts (Google's BERT excludes
-    `bias` and `LayerNorm` by name: the same set).
+    """AdamW with two groups: weight matrices (2 or more dimensions) decay, biases and LayerNorm
+    weights do not (the same set Google's BERT excludes by name).
 
     Args:
         model: the model whose trainable parameters (`requires_grad`) are optimized.
         config: gives the peak rate, weight decay and Adam's settings.
-        parameter_groups: None (one peak rate, `config.learning_rate`, for every parameter),
-            or groups with their own peak rates, e.g. layer-wise learning-rate decay
-            (`layerwise_lr_groups` below): a list of dicts
-            `{"params": [...], "lr": peak_rate}`. Every trainable parameter must be in
-            exactly one group; each group is split by the decay rule above.
-
-    Every group stores its peak rate as `peak_lr`; `train` sets each group's rate at step s
-    to `lr_at(s, group["peak_lr"], ...)`, so warmup and decay scale every group's own rate.
+        parameter_groups: None (`config.learning_rate` for every parameter), or a list of
+            `{"params": [...], "lr": peak_rate}` (e.g. `layerwise_lr_groups`); every trainable
+            parameter in exactly one group. Each group keeps its rate as `peak_lr`, which
+            `train`'s warmup and decay scale.
     """
     if parameter_groups is None:
         parameter_groups = [{"params": list(model.parameters()), "lr": config.learning_rate}]
@@ -286,17 +246,14 @@ def layer_depth(name: str, num_layers: int) -> int:
 
 def layerwise_lr_groups(model: nn.Module, learning_rate: float, decay: float,
                         num_layers: int | None = None) -> list[dict]:
-    """Parameter groups for layer-wise learning-rate decay (LLRD).
+    """Parameter groups for layer-wise learning-rate decay (LLRD; Howard & Ruder 2018).
 
     The task head and the pooler get `learning_rate`; block L (the top one) gets
     `learning_rate * decay`, block L-1 `learning_rate * decay**2`, ..., the embeddings
-    `learning_rate * decay**(L + 1)`. Lower layers hold more general features and move less
-    (Howard & Ruder 2018; Sun et al. 2019 use decay 0.95 on BERT-base). `decay = 1` is a
-    single rate.
+    `learning_rate * decay**(L + 1)`. `decay = 1` is a single rate.
 
     Args:
-        model: a model whose parameter names contain `embeddings.` and `encoder.layer.<i>.`
-            (every bertedu and Hugging Face BERT).
+        model: a model whose parameter names contain `embeddings.` and `encoder.layer.<i>.`.
         learning_rate: the peak rate of the head.
         decay: in (0, 1].
         num_layers: L; default `model.config.num_hidden_layers` (or `model.bert.config...`).
@@ -342,11 +299,8 @@ def count_tokens(batch: dict) -> int:
 # Processes and devices
 # ---------------------------------------------------------------------------------------
 def distributed_setup() -> tuple[int, int, int]:
-    """Return `(rank, local_rank, world_size)`, joining the process group under torchrun.
-
-    torchrun sets RANK, LOCAL_RANK and WORLD_SIZE (plus the rendezvous address) in each
-    process's environment; a plain `python` run is rank 0 of 1 and starts no group.
-    """
+    """Return `(rank, local_rank, world_size)`, joining the process group under torchrun; a
+    plain `python` run is rank 0 of 1 and starts no group."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     if world_size > 1 and not dist.is_initialized():
@@ -367,13 +321,8 @@ def pick_device(requested: str | None, local_rank: int) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when this CPU multiplies bf16 numbers in hardware: the AVX512-BF16 instructions or
-    Intel AMX tiles, read from the CPU's feature flags (`/proc/cpuinfo` on Linux, else asked
-    of PyTorch, which can switch AMX on).
-
-    Without them PyTorch still computes in bf16, but by converting to fp32 and back, which is
-    slower than plain fp32: so autocast is only worth it where this returns True.
-    """
+    """True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX, from `/proc/cpuinfo`,
+    else asked of PyTorch); without it bf16 autocast is slower than fp32."""
     flags = set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -391,11 +340,8 @@ def cpu_has_fast_bf16() -> bool:
 
 def use_mixed_precision(requested: bool | None, device: torch.device) -> bool:
     """bf16 autocast: by default on a GPU with bf16 (Ampere or newer) and on a CPU with bf16
-    hardware (`cpu_has_fast_bf16`); `requested=True/False` forces it on or off.
-
-    The weights, the optimizer's state and the update stay fp32 ("master weights"); only the
-    matrix products inside the forward and backward passes run in bf16.
-    """
+    hardware (`cpu_has_fast_bf16`); `requested=True/False` forces it on or off. Weights,
+    optimizer state and updates stay fp32."""
     if requested is None:
         if device.type == "cuda":
             return torch.cuda.is_bf16_supported()
@@ -423,18 +369,12 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     step: int, history: History, config: TrainingConfig,
                     rng_states: list[dict] | None = None) -> Path:
-    """Write everything needed to continue a run, atomically, with a checksum.
+    """Write everything needed to continue a run (model and optimizer state, step, every
+    process's random-number generator states, history, config), atomically, with a checksum.
 
-    The file holds the model and optimizer state dicts, the step (which is also the whole
-    state of the learning-rate schedule, a pure function of the step), the random-number
-    generator states of every process, the history and the config.
-
-    - Its first line holds the sha256 of the rest, so `read_checkpoint` notices a flipped
-      byte or a truncated file instead of resuming from damaged numbers.
-    - It is written to a temporary file and renamed over `path`, so a crash mid-write
-      leaves the previous checkpoint intact.
-    - The checkpoint it replaces is kept as `checkpoint.previous.pt` (`previous_checkpoint`),
-      the fallback when the newest one is damaged.
+    The first line holds the sha256 of the rest, checked by `read_checkpoint`; the file is
+    written to a temporary file and renamed over `path`; the checkpoint it replaces is kept as
+    `checkpoint.previous.pt` (`previous_checkpoint`), the fallback when the newest is damaged.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -491,14 +431,9 @@ def previous_checkpoint(path: str | Path) -> Path:
 def read_checkpoint(path: str | Path) -> dict:
     """Read and check a training checkpoint; refuse damaged, truncated or foreign files.
 
-    `path` is a checkpoint file, or a run folder. For a folder, the newest checkpoint
-    (`checkpoint.pt`) is read; if it is missing or damaged and the previous one
-    (`checkpoint.previous.pt`) is sound, a warning says so and the previous one is returned
-    (the run then continues from `save_every` steps earlier). A damaged file given by name
-    is an error, which names the previous checkpoint when there is one.
-
-    Nothing is loaded into a model here, so a refused file changes nothing: the model, the
-    optimizer and any other checkpoint stay as they were.
+    `path` is a checkpoint file, or a run folder: then `checkpoint.pt` is read, or, if it is
+    missing or damaged, the sound `checkpoint.previous.pt`, with a warning. A damaged file given
+    by name is an error. Nothing is loaded into a model, so a refused file changes nothing.
     """
     path = Path(path)
     newest = path / CHECKPOINT_NAME if path.is_dir() else path
@@ -555,11 +490,8 @@ def read_checkpoint_file(path: Path) -> dict:
 def load_checkpoint(path: str | Path, model: nn.Module,
                     optimizer: torch.optim.Optimizer | None = None) -> dict:
     """Load a checkpoint's model (and optimizer) state; return the whole checkpoint dict.
-
-    `path` is a file or a run folder, as for `read_checkpoint` (a folder falls back to the
-    previous checkpoint if the newest is damaged). Every check runs before anything is
-    copied, so a refused checkpoint leaves the model as it was.
-    """
+    `path` is a file or a run folder, as for `read_checkpoint`; every check runs before
+    anything is copied, so a refused checkpoint leaves the model as it was."""
     state = read_checkpoint(path)
     copy_checkpoint_into(state, model, optimizer, source=path)
     return state
@@ -595,7 +527,6 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
           parameter_groups: Sequence[dict] | None = None) -> History:
     """Train `model` on `dataset` for `config.max_steps` optimizer updates.
 
-    Example:
         >>> history = train(model, train_set, TrainingConfig(max_steps=500, learning_rate=1e-4))
 
     Args:
@@ -606,25 +537,19 @@ def train(model: nn.Module, dataset: Sequence, config: TrainingConfig, *,
         config: a `TrainingConfig`.
         collate_fn: turns a list of examples into a dict of tensors, e.g. `{"input_ids":
             [B, T], "attention_mask": [B, T], "labels": ...}`; default `dataset.collate`.
-        eval_fn: `eval_fn(model, step) -> {"name": value}`, `step` the updates done so far,
-            called with the model in eval mode and gradients off, every `config.eval_every`
-            steps and after the last step (on the first process only). It does not disturb
-            the training's random numbers.
+        eval_fn: `eval_fn(model, step) -> {"name": value}`, called in eval mode without
+            gradients every `config.eval_every` steps and after the last (first process only),
+            without disturbing the training's random numbers.
         loss_fn: `loss_fn(model, batch) -> scalar loss`; default `model(**batch).loss`.
-        batch_fn: `batch_fn(step, num_examples, batch_size, seed) -> (indices, epoch)`, the
-            global batch of each step. It must be a pure function of the step, so that
-            resuming draws the same batches. Default: `LengthGroupedBatches(dataset.lengths)`
-            (random batches of examples of similar length) when the dataset has `lengths`,
-            else `batch_indices` (random batches); pass `batch_fn=batch_indices` to get
-            random batches of any dataset.
-        resume_from: a checkpoint file, or a run folder holding `checkpoint.pt`, to continue.
-            The run continues exactly; its settings (`RESUME_MUST_MATCH`) must be the same.
-            A damaged file is refused; given a folder, a damaged newest checkpoint falls back
-            to `checkpoint.previous.pt` with a warning (see `read_checkpoint`).
+        batch_fn: `batch_fn(step, num_examples, batch_size, seed) -> (indices, epoch)`, a pure
+            function of the step (so resuming draws the same batches). Default:
+            `LengthGroupedBatches(dataset.lengths)` when the dataset has `lengths`, else
+            `batch_indices` (random batches).
+        resume_from: a checkpoint file, or a run folder holding `checkpoint.pt`, to continue
+            exactly; its settings (`RESUME_MUST_MATCH`) must be the same (see `read_checkpoint`).
         parameter_groups: None (every parameter at `config.learning_rate`), or a list of
-            `{"params": [...], "lr": peak_rate}` with a peak rate per group (layer-wise
-            learning-rate decay); see `make_optimizer`. The warmup and decay of `lr_at`
-            scale each group's own peak rate; the history's `lr` is `config.learning_rate`'s.
+            `{"params": [...], "lr": peak_rate}` (see `make_optimizer`); the history's `lr` is
+            `config.learning_rate`'s.
 
     Returns:
         The `History` (complete on the first process). The model is left on the device, in
@@ -784,12 +709,9 @@ def save_run(model: nn.Module, optimizer: torch.optim.Optimizer, done: int, hist
 
 
 class ModelWithLoss(nn.Module):
-    """`forward(batch)` = `loss_fn(model, batch)`: the unit that DistributedDataParallel wraps.
-
-    A loss that calls parts of the model (e.g. `pretraining.pretraining_loss`, which runs
-    the encoder, then the MLM head on the chosen positions only) must still run inside
-    DDP's forward, or the gradients would silently not be averaged.
-    """
+    """`forward(batch)` = `loss_fn(model, batch)`: the unit that DistributedDataParallel wraps,
+    so that a loss calling parts of the model still runs inside DDP's forward (or the
+    gradients would silently not be averaged)."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, dict], torch.Tensor]):
         super().__init__()
