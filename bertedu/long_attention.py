@@ -1,30 +1,10 @@
 """Attention for long inputs: a sliding window plus a few global tokens (Longformer's idea).
 
-Full self-attention scores every query against every key: a `[T, T]` table per head, so its
-time and memory grow with the square of the length T. Beltagy, Peters and Cohan,
-"Longformer: The Long-Document Transformer" (2020), keep two kinds of pairs only:
+Beltagy, Peters and Cohan 2020 (chapter 14): query i attends to key j when `|i - j| <= window`,
+and a few global tokens attend to, and are attended by, every token. `masked_attention` is the
+quadratic reference; `sliding_window_attention` computes the same at a cost linear in T.
 
-- **local**: query i attends to key j when `|i - j| <= window`;
-- **global**: a few chosen tokens (`[CLS]`, or the question in QA) attend to every token,
-  and every token attends to them.
-
-This module builds that pattern twice. `sliding_window_mask` is the plain form: a boolean
-`[T, T]` table that full attention (`masked_attention`) uses, still quadratic.
-`sliding_window_attention` computes the same numbers with a cost linear in T: the queries
-are cut into blocks of `window` tokens, and a block only meets the keys of its own block and
-of its two neighbours (`3 * window` keys), plus the global keys; the global queries get one
-ordinary row each over all keys. The tests prove both equal, and equal to full attention
-outright when the window covers the sequence.
-
-To run a real checkpoint this way, `extend_position_embeddings` copies the 512 learned
-position vectors end to end, as Longformer does (section 5: "we copy the 512 position
-embeddings from RoBERTa multiple times"), and `sliding_window_encode` runs a `BertModel`'s
-own layers with the windowed attention in place of the full one. Unlike Longformer, the
-global pairs use the same query/key/value projections as the local ones (Longformer learns
-a second set, initialised as a copy) and nothing is pretrained further.
-
-Shape legend: B batch, A heads, T length, D head size, w window, n = ceil(T / w) blocks,
-G the largest number of global tokens in the batch.
+Shapes: B batch, A heads, T length, D head size, w window, n = ceil(T / w) blocks, G global tokens.
 """
 from __future__ import annotations
 
@@ -65,26 +45,12 @@ def _token_mask(mask, B: int, T: int, name: str, device) -> torch.Tensor:
 # The plain form: a [T, T] mask and full attention with it (quadratic)
 # ---------------------------------------------------------------------------------------
 def sliding_window_mask(seq_len: int, window: int, global_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Which (query, key) pairs Longformer's attention keeps.
-
-    `allowed[i, j]` is True when `|i - j| <= window`, or token i is global (it reads every
-    token), or token j is global (every token reads it).
-
-    Example:
-        >>> sliding_window_mask(5, 1, torch.tensor([1, 0, 0, 0, 0])).int()
-        tensor([[1, 1, 1, 1, 1],
-                [1, 1, 1, 0, 0],
-                [1, 1, 1, 1, 0],
-                [1, 0, 1, 1, 1],
-                [1, 0, 0, 1, 1]], dtype=torch.int32)
+    """Which (query, key) pairs Longformer's attention keeps: `|i - j| <= window`, or i or j global.
 
     Args:
-        seq_len: T.
-        window: w, the number of neighbours on each side a token attends to.
-        global_mask: optional `[T]` or `[B, T]`, True (or 1) for global tokens.
-
-    Returns:
-        BoolTensor `[T, T]`, or `[B, T, T]` when `global_mask` is `[B, T]`.
+        seq_len, window: T, and w, the neighbours on each side a token attends to.
+        global_mask: optional `[T]` or `[B, T]`, True (or 1) for global tokens; a `[B, T]` mask
+            gives a BoolTensor `[B, T, T]`, else `[T, T]`.
     """
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
@@ -102,16 +68,12 @@ def sliding_window_mask(seq_len: int, window: int, global_mask: torch.Tensor | N
 
 def masked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: torch.Tensor,
                      key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Full attention that keeps only the `allowed` pairs: the quadratic reference.
+    """Full attention that keeps only the `allowed` pairs, `[B, A, T, D]`: the quadratic reference.
 
     Args:
         query, key, value: FloatTensors `[B, A, T, D]`.
         allowed: BoolTensor `[T, T]` or `[B, T, T]` (`sliding_window_mask`).
-        key_padding_mask: optional `[B, T]`, 1 for tokens and 0 for padding (BERT's
-            `attention_mask`); no query attends to padding.
-
-    Returns:
-        FloatTensor `[B, A, T, D]`.
+        key_padding_mask: optional `[B, T]`, 1 for tokens and 0 for padding.
     """
     B, A, T, D = query.shape
     allowed = torch.as_tensor(allowed, device=query.device).bool()
@@ -133,31 +95,20 @@ def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torc
                              global_mask: torch.Tensor | None = None,
                              key_padding_mask: torch.Tensor | None = None,
                              dropout: nn.Module | None = None) -> torch.Tensor:
-    """Sliding-window attention with global tokens, at a cost linear in the length.
+    """Sliding-window attention with global tokens, at a cost linear in the length: the numbers of
+    `masked_attention(query, key, value, sliding_window_mask(T, window, global_mask), key_padding_mask)`.
 
-    The same numbers as `masked_attention(query, key, value, sliding_window_mask(T, window,
-    global_mask), key_padding_mask)`, without the `[T, T]` table:
-
-    1. The queries are cut into n = ceil(T / w) blocks of w. Block b holds positions
-       `b*w .. b*w + w - 1`; every key within w of them lies in blocks b - 1, b, b + 1, so the
-       block is scored against those `3w` keys only: scores `[B, A, n, w, 3w]`.
-    2. Every query is also scored against the G global keys: `[B, A, T, G]`. A global key
-       inside a band is masked there, so that no pair counts twice. One softmax runs over
-       both parts of a row.
-    3. The G global queries read every key: one ordinary row each, `[B, A, G, T]`, written
-       over their band results.
-
-    Memory: `B * A * T * (3w + 2G)` scores instead of `B * A * T * T`.
+    Query blocks of w meet only the `3w` keys of their own and neighbouring blocks, plus the G
+    global keys; the G global queries get one ordinary row each: `B * A * T * (3w + 2G)` scores.
 
     Args:
         query, key, value: FloatTensors `[B, A, T, D]`.
         window: w, the neighbours on each side.
-        global_mask: optional `[B, T]` (or `[T]`), True for global tokens.
-        key_padding_mask: optional `[B, T]`, 1 for tokens and 0 for padding.
+        global_mask, key_padding_mask: optional `[B, T]`, True for global tokens; 1 for tokens, 0 for padding.
         dropout: optional `nn.Dropout` on the attention weights (BERT's).
 
     Returns:
-        FloatTensor `[B, A, T, D]`. Rows of padding queries hold numbers nobody should use.
+        FloatTensor `[B, A, T, D]` (rows of padding queries are meaningless).
     """
     if query.dim() != 4 or key.shape != query.shape or value.shape != query.shape:
         raise ValueError(f"query, key and value must all be [B, A, T, D]; got {tuple(query.shape)}, "
@@ -218,12 +169,8 @@ def sliding_window_attention(query: torch.Tensor, key: torch.Tensor, value: torc
 
 
 def attention_score_count(seq_len: int, window: int | None = None, n_global: int = 0) -> int:
-    """How many attention scores one head computes for one sequence.
-
-    Full attention (`window=None`): T * T. `sliding_window_attention`: the band's blocks,
-    n * w * 3w with n = ceil(T / w), plus 2 * T * G for the global columns and rows. Times
-    the bytes of the dtype (4 for float32), it is the memory of the largest tensor.
-    """
+    """Attention scores one head computes for one sequence: T * T for full attention (`window=None`),
+    else n * w * 3w + 2 * T * G; times the dtype's bytes, the largest tensor's memory."""
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
     if window is None:
@@ -238,20 +185,12 @@ def attention_score_count(seq_len: int, window: int | None = None, n_global: int
 # A real BertModel with windowed attention and more than 512 positions
 # ---------------------------------------------------------------------------------------
 def extend_position_embeddings(bert: BertModel, max_positions: int) -> BertModel:
-    """Give `bert` `max_positions` position embeddings by copying the learned ones end to end.
-
-    Position p gets the learned vector of position `p % P` (P = 512 for BERT), as Longformer
-    initialises its 4,096 positions from RoBERTa's 512. Positions below P are unchanged, so
-    inputs that fit the old table give exactly the old outputs. With local attention a token
-    mostly compares itself with neighbours, whose positions are still consecutive except at
-    the seams every P tokens.
+    """Give `bert` `max_positions` position embeddings, position p a copy of learned position `p % P`
+    (as Longformer, section 5); positions below P are unchanged. Returns `bert`.
 
     Args:
         bert: a `BertModel` (pass `model.bert` for a model with a head); changed in place.
         max_positions: the new table size, larger than the current one.
-
-    Returns:
-        `bert`, with `config.max_position_embeddings == max_positions`.
     """
     if not isinstance(bert, BertModel):
         raise TypeError(f"expected a BertModel (for a model with a head, pass model.bert), got {type(bert).__name__}")
@@ -271,26 +210,18 @@ def extend_position_embeddings(bert: BertModel, max_positions: int) -> BertModel
 def sliding_window_encode(bert: BertModel, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                           attention_mask: torch.Tensor | None = None,
                           global_attention_mask: torch.Tensor | None = None, window: int = 256) -> torch.Tensor:
-    """Run a `BertModel`'s own weights with sliding-window + global attention in every layer.
+    """The last layer's vectors `[B, T, H]` of a `BertModel`'s own weights, run with sliding-window +
+    global attention in every layer.
 
-    Each layer does what `BertLayer` does (query/key/value projections, attention, output
-    projection and post-LN residual, feed-forward), with `sliding_window_attention` in
-    place of full attention. Nothing is copied: the weights are `bert`'s. With a window
-    that covers the sequence (`window >= T - 1`) the result equals
-    `bert(...).last_hidden_state`. Inputs longer than `config.max_position_embeddings`
-    need `extend_position_embeddings` first.
+    Equals `bert(...).last_hidden_state` when `window >= T - 1`. Unlike Longformer, global pairs
+    use the same projections as local ones. Inputs longer than `max_position_embeddings` need
+    `extend_position_embeddings` first.
 
     Args:
         bert: a `BertModel`.
-        input_ids: LongTensor `[B, T]`.
-        token_type_ids: optional `[B, T]` segment ids (default all 0).
-        attention_mask: optional `[B, T]`, 1 for tokens, 0 for padding.
-        global_attention_mask: optional `[B, T]`, 1 for the tokens that attend to, and are
-            attended by, every token (`question_global_mask` for QA).
+        input_ids, token_type_ids, attention_mask: `[B, T]`, as for `BertModel`.
+        global_attention_mask: optional `[B, T]`, 1 for global tokens (`question_global_mask` for QA).
         window: w, the neighbours on each side.
-
-    Returns:
-        FloatTensor `[B, T, H]`, the last layer's vectors.
     """
     if not isinstance(bert, BertModel):
         raise TypeError(f"expected a BertModel (for a model with a head, pass model.bert), got {type(bert).__name__}")
@@ -320,14 +251,11 @@ def sliding_window_encode(bert: BertModel, input_ids: torch.Tensor, token_type_i
 # Long-input question answering
 # ---------------------------------------------------------------------------------------
 def question_global_mask(token_type_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Longformer's choice for QA: `[CLS]`, the question and its `[SEP]` (segment 0) are global.
+    """Longformer's choice for QA, BoolTensor `[B, T]`: `[CLS]`, the question and its `[SEP]` are global.
 
     Args:
-        token_type_ids: `[B, T]`, 0 up to the first `[SEP]`, 1 after (`QADataset`'s features).
+        token_type_ids: `[B, T]`, 0 up to the first `[SEP]`, 1 after.
         attention_mask: optional `[B, T]`, 1 for tokens; padding is never global.
-
-    Returns:
-        BoolTensor `[B, T]`.
     """
     is_global = torch.as_tensor(token_type_ids) == 0
     if attention_mask is not None:
@@ -341,16 +269,8 @@ def question_global_mask(token_type_ids: torch.Tensor, attention_mask: torch.Ten
 @torch.no_grad()
 def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
                              batch_size: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Start and end logits of every feature of a `bertedu.qa.QADataset`, with windowed attention.
-
-    `bertedu.qa.qa_logits` with another forward: the encoder runs `sliding_window_encode` with
-    the question tokens global. `model` is a `BertForQuestionAnswering`; its `qa_outputs`
-    reads the last layer. Features longer than 512 tokens need
-    `extend_position_embeddings(model.bert, ...)` first.
-
-    Returns:
-        `(start_logits, end_logits)`: two lists of FloatTensors `[T_f]` on the CPU, in feature order.
-    """
+    """`qa.qa_logits` for a `BertForQuestionAnswering` with `sliding_window_encode`, the question
+    global: `(start_logits, end_logits)`, two lists of CPU FloatTensors `[T_f]` in feature order."""
     def windowed_forward(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         global_mask = question_global_mask(batch["token_type_ids"], batch["attention_mask"])
         hidden = sliding_window_encode(model.bert, batch["input_ids"], batch["token_type_ids"],
@@ -364,21 +284,14 @@ def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
 def long_squad_examples(records: list[dict], tokenizer, min_tokens: int, seed: int = 0) -> list[dict]:
     """SQuAD questions over long passages: the answer's paragraph among other paragraphs of its article.
 
-    For each question, paragraphs of the same article (in a seeded random order) are added
-    until the passage has at least `min_tokens` WordPiece tokens (or the article runs out),
-    and the question's own paragraph is put at a random place among them. Paragraphs are
-    joined by a blank line; the answers' `answer_start` are shifted to the new passage. The
-    distractors are on the same topic, so they are hard: they share the question's words.
+    Paragraphs of the same article (seeded order) are joined by blank lines until the passage has
+    `min_tokens` tokens, the answer's paragraph at a random place; `answer_start` is shifted.
+    Returns new records in the same format, one per question, in the same order.
 
     Args:
-        records: `bertedu.data.load_squad` records (`id`, `title`, `context`, `question`,
-            `answers`). The paragraphs come from these records, grouped by `title`.
+        records: `bertedu.data.load_squad` records (with `title`); paragraphs are grouped by title.
         tokenizer: a `BertTokenizer`, to count tokens.
-        min_tokens: the shortest passage wanted, in tokens.
-        seed: the random order of the distractors and the place of the answer's paragraph.
-
-    Returns:
-        New records in the same format, one per question, in the same order.
+        min_tokens, seed: the shortest passage wanted, in tokens; the random order's seed.
     """
     if isinstance(min_tokens, bool) or not isinstance(min_tokens, int) or min_tokens < 1:
         raise ValueError(f"min_tokens must be a positive int, got {min_tokens!r}")
