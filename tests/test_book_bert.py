@@ -73,7 +73,7 @@ def test_the_recorded_command_makes_these_weights(data_dir, tmp_path):
 
     A run of N processes (torchrun) is re-run in one process with N micro-batches per update:
     the training loop gives every process the same share of the batch as each micro-batch
-    (`bertedu.training`, "Batch arithmetic"), so the updates agree up to rounding."""
+    (the module docstring of `bertedu.training`), so the updates agree up to rounding."""
     run = run_record()
     command = shlex.split(run["command"])
     module = next(module for module in RECIPE_MODULES if module in command)
