@@ -31,7 +31,6 @@ import http.client
 import io
 import json
 import os
-import tempfile
 import urllib.request
 import zipfile
 import zlib
@@ -303,16 +302,7 @@ def _store(relative_path: str, remote: RemoteFile, download: bytes,
         content = gzip.compress(content, mtime=0)  # mtime=0: the same bytes on every download
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Write next to the target, then rename: os.replace within one folder is atomic, so the
-    # target is either absent or complete, never half written (say, after Ctrl-C).
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)  # a no-op after a successful os.replace
+    atomic_write(target, lambda temporary: Path(temporary).write_bytes(content))  # absent or complete
 
 
 # A download with no registered SHA-256 cannot be proven right, but a server's error or
