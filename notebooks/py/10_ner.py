@@ -98,6 +98,13 @@ N_DEV = None if FULL else 1000          # dev sentences that score the feature-b
 TAGGER_EPOCHS = 3                       # passes of each small tagger over its features
 TYPES = ["LOC", "MISC", "ORG", "PER"]
 
+import warnings
+# A new task head starts untrained and MiniLM's pooler goes unused, as the text says where
+# the chapter builds the model; the library's reminders would print this machine's file
+# paths on the page, so they are silenced.
+warnings.filterwarnings("ignore", message=".*(newly initialised|unused tensors)")
+
+
 # %% [markdown]
 # ## 10.1 The data: CoNLL-2003 and its tags
 #

@@ -110,6 +110,13 @@ else:
     N_CURVE = 100                         # held-out questions scored along the run
 EVAL_POINTS = 4                           # evaluations along the run (the last one on everything)
 
+import warnings
+# A new task head starts untrained and MiniLM's pooler goes unused, as the text says where
+# the chapter builds the model; the library's reminders would print this machine's file
+# paths on the page, so they are silenced.
+warnings.filterwarnings("ignore", message=".*(newly initialised|unused tensors)")
+
+
 # %% [markdown]
 # ## 11.1 The data: questions whose answers are spans
 #

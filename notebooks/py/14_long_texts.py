@@ -111,6 +111,13 @@ else:
     N_LONG, MIN_TOKENS = 80, 640      # held-out questions, passages of >= 640 tokens
     QA_WINDOW = 64                    # w for the long QA reading: 2w + 1 = 129 tokens, as in training
 
+import warnings
+# A new task head starts untrained and MiniLM's pooler goes unused, as the text says where
+# the chapter builds the model; the library's reminders would print this machine's file
+# paths on the page, so they are silenced.
+warnings.filterwarnings("ignore", message=".*(newly initialised|unused tensors)")
+
+
 # %% [markdown]
 # ## 14.1 Why attention is quadratic
 #
