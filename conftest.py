@@ -52,7 +52,45 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
+    config.option.loadscopereorder = False  # keep the longest-first order of the collection
     return WholeFileScheduling(config, log)
+
+
+# Longest first: the workers take units in collection order, so the long chapters start at
+# once and the short units fill the gaps at the end. A chapter's expected time is the sum of
+# its cells' times, recorded in the committed notebook when it was last executed; these test
+# files take minutes (measured on one thread); every other file is short and keeps its place.
+SLOW_TEST_FILE_SECONDS = {"test_exercises.py": 170, "test_book_bert.py": 90, "test_website.py": 20}
+
+
+def notebook_seconds(path: Path) -> float:
+    """Seconds the notebook's cells took when it was last executed (0 if not recorded)."""
+    import datetime
+    import json
+
+    total = 0.0
+    for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if start and end:
+            total += (datetime.datetime.fromisoformat(end) - datetime.datetime.fromisoformat(start)).total_seconds()
+    return total
+
+
+def expected_seconds(path: Path) -> float:
+    if path.suffix == ".ipynb":
+        return notebook_seconds(path)
+    return SLOW_TEST_FILE_SECONDS.get(path.name, 0.0)
+
+
+def order_longest_first(items: list) -> None:
+    """Sort the items by their unit's expected time, longest first; a unit's items stay in order."""
+    seconds = {}
+    for item in items:
+        unit = work_unit(item.nodeid)
+        if unit not in seconds:
+            seconds[unit] = expected_seconds(item.path)
+    items.sort(key=lambda item: -seconds[work_unit(item.nodeid)])  # stable: same-unit order kept
 
 
 # The fast tier, `pytest -m "not slow"`: the library's tests without the chapters, the
@@ -64,6 +102,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.suffix == ".ipynb" or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    order_longest_first(items)
 
 
 def pytest_runtest_logreport(report):

@@ -4,6 +4,8 @@ import numbers
 import random
 from typing import Sequence
 
+import torch
+
 
 def check_text(text, name: str = "text", allow_empty: bool = True) -> str:
     """Return `text` if it is a str (non-blank unless `allow_empty`); otherwise raise."""
@@ -24,17 +26,36 @@ def check_count(name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
 
 
+def check_strings(items, name: str, what: str = "sentence") -> list[str]:
+    """A non-empty list of strings (one per sentence, word...: `what`), as a new list."""
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        hint = ""
+        if isinstance(items, str):
+            hint = (": split the sentence first into a list of words, e.g. sentence.split()" if what == "word"
+                    else f": wrap a single {what} in a list, [{name}]")
+        raise TypeError(f"{name} must be a list of strings (one per {what}), got {type(items).__name__}{hint}")
+    if len(items) == 0:
+        raise ValueError(f"{name} is empty: give at least one {what}")
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] is a {type(item).__name__} ({item!r}), not a str")
+    return list(items)
+
+
 def check_words(words, name: str = "words") -> list[str]:
-    """A non-empty list of word strings (a sentence split into words), as a new list."""
-    if isinstance(words, str) or not isinstance(words, Sequence):
-        raise TypeError(f"{name} must be a list of word strings, got {type(words).__name__}: "
-                        "split the sentence first into a list of words, e.g. sentence.split()")
-    if len(words) == 0:
-        raise ValueError(f"{name} is empty: the sentence has no words")
-    for i, word in enumerate(words):
-        if not isinstance(word, str):
-            raise TypeError(f"{name}[{i}] is a {type(word).__name__} ({word!r}), not a str")
-    return list(words)
+    """A sentence split into words: a non-empty list of word strings, as a new list."""
+    return check_strings(words, name, what="word")
+
+
+def check_token_ids(input_ids, name: str = "input_ids"):
+    """A batch of token ids: an integer tensor `[batch_size, seq_len]`."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+        raise ValueError(f"{name} must be a LongTensor of shape [batch_size, seq_len], got {got}: use "
+                         f"return_tensors='pt' in the tokenizer, and {name}[None] for a single sequence")
+    if input_ids.dtype not in (torch.long, torch.int):
+        raise TypeError(f"{name} must hold integer ids, got dtype {input_ids.dtype}")
+    return input_ids
 
 
 def check_rng(rng) -> random.Random:

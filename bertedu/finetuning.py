@@ -17,6 +17,7 @@ from torch import nn
 # The batching names chapters 7-14 import from here; they live in bertedu.batching.
 from .batching import (LengthGroupedBatches, model_device, pad_collate, pad_sequences,  # noqa: F401
                        padding_fraction, predict, sorted_batches)
+from .checks import check_strings
 
 
 def collate_classification(items: Sequence[dict], pad_token_id: int) -> dict:
@@ -62,10 +63,7 @@ class SequenceClassificationDataset:
 
     def __init__(self, tokenizer, texts: Sequence[str], labels: Sequence | None = None,
                  text_pairs: Sequence[str] | None = None, num_labels: int = 2, max_length: int = 128):
-        if isinstance(texts, str) or not isinstance(texts, Sequence):
-            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
-        if len(texts) == 0:
-            raise ValueError("texts is empty: a dataset needs at least one example")
+        texts = check_strings(texts, "texts")
         if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
             raise ValueError(f"num_labels must be a positive int (1 = regression), got {num_labels!r}")
         for name, values in (("labels", labels), ("text_pairs", text_pairs)):

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import PretrainedMixin
+from .checks import check_token_ids
 from .config import BertConfig
 
 # The activations a BERT config.json may name. "gelu" is the exact erf form BERT uses.
@@ -131,7 +132,9 @@ class BertSelfAttention(nn.Module):
 
     Two code paths give the same numbers (tests prove it): the plain one above, which can
     return the attention weights, and PyTorch's fused `F.scaled_dot_product_attention`, used
-    for speed when the weights are not requested and `use_sdpa` is True.
+    for speed when the weights are not requested and `use_sdpa` is True. Training on a CPU
+    (gradients on) with at most 128 tokens takes the plain path: there PyTorch's fused
+    backward is 20-30% slower under bf16 (`benchmarks/attention_speed.py`).
     """
 
     def __init__(self, config: BertConfig):
@@ -152,7 +155,8 @@ class BertSelfAttention(nn.Module):
         q = self.split_heads(self.query(hidden_states))  # (B, A, T, D)
         k = self.split_heads(self.key(hidden_states))
         v = self.split_heads(self.value(hidden_states))
-        if self.use_sdpa and not output_attentions:
+        short_cpu_training = q.requires_grad and q.device.type == "cpu" and q.shape[2] <= 128
+        if self.use_sdpa and not output_attentions and not short_cpu_training:
             context = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=additive_mask,
                 dropout_p=self.dropout.p if self.training else 0.0)
@@ -349,12 +353,7 @@ class BertModel(BertPreTrainedModel):
 
 def check_inputs(config: BertConfig, input_ids, token_type_ids, attention_mask):
     """Refuse inputs that would otherwise fail deep inside or give a silent wrong answer."""
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must be a LongTensor of shape [batch_size, seq_len], got {got}"
-                         " (use return_tensors='pt' in the tokenizer, or add a batch dimension)")
-    if input_ids.dtype not in (torch.long, torch.int):
-        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
+    check_token_ids(input_ids)
     B, T = input_ids.shape
     if B == 0 or T == 0:
         raise ValueError(f"input_ids has shape [{B}, {T}]: a batch needs at least one sequence, and "

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .batching import eval_mode, model_device, pad_collate
+from .checks import check_strings
 from .finetuning import majority_class
 from .heads import HeadOutput
 from .metrics import accuracy
@@ -23,17 +24,6 @@ from .pooling import mean_pool
 
 __all__ = ["embed_sentences", "cosine_scores", "majority_baseline_scores", "SentencePairDataset",
            "BiEncoderForSimilarity"]
-
-
-def _check_sentences(sentences, name: str) -> list[str]:
-    if isinstance(sentences, str) or not isinstance(sentences, Sequence):
-        raise TypeError(f"{name} must be a list of strings, got {type(sentences).__name__}")
-    if len(sentences) == 0:
-        raise ValueError(f"{name} is empty: give at least one sentence")
-    for i, sentence in enumerate(sentences):
-        if not isinstance(sentence, str):
-            raise TypeError(f"{name}[{i}] is a {type(sentence).__name__}, not a string")
-    return list(sentences)
 
 
 def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch_size: int = 64,
@@ -45,7 +35,7 @@ def embed_sentences(model: nn.Module, tokenizer, sentences: Sequence[str], batch
         sentences: `N` strings; each distinct one is encoded once, in length-sorted batches.
         batch_size, max_length: sentences per forward pass; longest encoding (longer ones are cut).
     """
-    sentences = _check_sentences(sentences, "sentences")
+    sentences = check_strings(sentences, "sentences")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     distinct = sorted(set(sentences), key=lambda s: (len(s), s))  # similar lengths meet in a batch
@@ -70,8 +60,8 @@ def cosine_scores(model: nn.Module, tokenizer, sentences_a: Sequence[str], sente
         sentences_a, sentences_b: `N` strings each; pair i is `(sentences_a[i], sentences_b[i])`.
         **kwargs: passed to `embed_sentences`.
     """
-    sentences_a = _check_sentences(sentences_a, "sentences_a")
-    sentences_b = _check_sentences(sentences_b, "sentences_b")
+    sentences_a = check_strings(sentences_a, "sentences_a")
+    sentences_b = check_strings(sentences_b, "sentences_b")
     if len(sentences_a) != len(sentences_b):
         raise ValueError(f"sentences_a has {len(sentences_a)} sentences but sentences_b has {len(sentences_b)}: "
                          "give one B per A")
@@ -107,8 +97,8 @@ class SentencePairDataset:
 
     def __init__(self, tokenizer, sentences_a: Sequence[str], sentences_b: Sequence[str],
                  labels: Sequence[float] | None = None, max_length: int = 128):
-        sentences_a = _check_sentences(sentences_a, "sentences_a")
-        sentences_b = _check_sentences(sentences_b, "sentences_b")
+        sentences_a = check_strings(sentences_a, "sentences_a")
+        sentences_b = check_strings(sentences_b, "sentences_b")
         if len(sentences_a) != len(sentences_b):
             raise ValueError(f"sentences_a has {len(sentences_a)} sentences but sentences_b has "
                              f"{len(sentences_b)}: give one B per A")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_strings
 from .heads import HeadOutput
 from .model import BertModel
 
@@ -141,8 +142,7 @@ NEGATIONS = frozenset({"not", "no", "never", "n't", "nothing", "neither", "nor",
 def lexicon_features(texts: Sequence[str], positive: Sequence[str], negative: Sequence[str]) -> torch.Tensor:
     """Four features per sentence, FloatTensor `[N, 4]`: positive-lexicon hits, negative-lexicon
     hits, negations (`NEGATIONS`), log(1 + words). Standardize them before a classifier."""
-    if isinstance(texts, str) or len(texts) == 0:
-        raise ValueError("texts must be a non-empty list of sentences")
+    texts = check_strings(texts, "texts")
     positive, negative = set(positive), set(negative)
     if not positive or not negative:
         raise ValueError("give at least one positive and one negative word")

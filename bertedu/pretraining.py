@@ -28,6 +28,7 @@ from torch import nn
 from .config import BertConfig
 from .datafiles import cache_folder
 from .batching import eval_mode, pad_collate, pad_sequences
+from .checks import check_strings, check_token_ids
 from .heads import IGNORE_INDEX
 from .tokenization import BertTokenizer
 from .wordpiece_trainer import train_wordpiece
@@ -225,12 +226,7 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer, probability: float = 0.15,
         `(inputs, labels)`, both `[batch_size, seq_len]`: the corrupted ids, and the original
         ids at the chosen positions with -100 everywhere else.
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
-        got = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-        raise ValueError(f"input_ids must be a tensor of shape [batch_size, seq_len], got {got}; "
-                         "for one sequence use input_ids[None]")
-    if input_ids.dtype not in (torch.long, torch.int):
-        raise TypeError(f"input_ids must hold integer ids, got dtype {input_ids.dtype}")
+    check_token_ids(input_ids)
     if isinstance(probability, bool) or not 0.0 < probability <= 1.0:
         raise ValueError(f"probability must be in (0, 1], got {probability!r}")
     device = input_ids.device
@@ -537,8 +533,7 @@ class MaskedLMDataset:
             raise ValueError(f"masking must be 'static', 'dynamic' or 'selective', got {masking!r}")
         if (importance is not None) != (masking == "selective"):
             raise ValueError("pass importance (one score per WordPiece) exactly when masking='selective'")
-        if isinstance(texts, str) or len(texts) == 0:
-            raise ValueError("texts must be a non-empty list of sentences")
+        texts = check_strings(texts, "texts")
         if isinstance(probability, bool) or not 0.0 < probability <= 1.0:
             raise ValueError(f"probability must be in (0, 1], got {probability!r}")
         special_ids(tokenizer)
@@ -633,8 +628,7 @@ def token_importance(classifier: nn.Module, tokenizer, texts: Sequence[str], max
     Returns:
         N FloatTensors, `importance[i]` with one score per WordPiece of text i's encoding.
     """
-    if isinstance(texts, str) or len(texts) == 0:
-        raise ValueError("texts must be a non-empty list of sentences")
+    texts = check_strings(texts, "texts")
     device = next(classifier.parameters()).device
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     rows, owners = [], []  # every text, then the text without each of its inner WordPieces
@@ -675,7 +669,8 @@ def label_association(tokenizer, texts: Sequence[str], labels: Sequence[int], sm
         tokenizer: a `BertTokenizer`; texts, labels: the labelled set (labels 0 or 1).
         smoothing: added to every count (Laplace), so unseen WordPieces score 0.
     """
-    if isinstance(texts, str) or len(texts) == 0 or len(texts) != len(labels):
+    texts = check_strings(texts, "texts")
+    if len(texts) != len(labels):
         raise ValueError(f"give as many labels as texts, at least one ({len(texts)} texts, {len(labels)} labels)")
     if any(label not in (0, 1) for label in labels):
         raise ValueError("labels must be 0 or 1: label_association scores two classes")

@@ -2,6 +2,7 @@
 
 `bertedu.tokenization` reads text with a vocabulary; this module makes one (chapters 2, 6).
 """
+import heapq
 from collections import Counter, defaultdict
 from typing import Iterable, Sequence
 
@@ -94,17 +95,25 @@ def train_wordpiece(
     for w in range(len(splits)):
         add_word(w, +1)
     frequent = {pair for pair, n in pair_counts.items() if n >= min_frequency}  # may be merged
+    # With scoring="frequency" a heap of (-count, pair) finds the best pair without scanning
+    # them all. An entry is pushed whenever a count changes; entries whose count is out of
+    # date are skipped when they come to the top. (A likelihood score changes for every pair
+    # that shares a piece with the merge, so that rule scans.)
+    heap = [(-pair_counts[p], p) for p in frequent]
+    heapq.heapify(heap)
 
     # 3. Merge the best-scoring pair until the vocabulary is full.
     while len(vocab) < vocab_size and frequent:  # 4. or until no pair is frequent enough
-        # min() of (-score, -count, pair) picks the best score; ties go to the more frequent
+        # The minimum of (-score, -count, pair) is the best score; ties go to the more frequent
         # pair, then to the alphabetically first, whatever order the pairs were counted in.
         if scoring == "likelihood":
             _, _, (a, b) = min(
                 (-pair_counts[p] / (piece_counts[p[0]] * piece_counts[p[1]]), -pair_counts[p], p) for p in frequent
             )
         else:  # frequency: the score is the count itself
-            _, (a, b) = min((-pair_counts[p], p) for p in frequent)
+            while heap[0][1] not in frequent or -heap[0][0] != pair_counts[heap[0][1]]:
+                heapq.heappop(heap)  # out of date
+            a, b = heap[0][1]
         merged = a + b[2:] if b.startswith("##") else a + b  # "##u" + "##g" -> "##ug"
         if merged not in known:  # two different pairs can spell the same piece
             vocab.append(merged)
@@ -119,6 +128,8 @@ def train_wordpiece(
         for pair in changed:
             if pair_counts[pair] >= min_frequency:
                 frequent.add(pair)
+                if scoring == "frequency":
+                    heapq.heappush(heap, (-pair_counts[pair], pair))
             else:
                 frequent.discard(pair)
             if pair_counts[pair] == 0:  # gone: forget it

@@ -110,7 +110,7 @@ def test_augment_dataset_keeps_originals_first_and_copies_labels():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: eda("", random.Random(0)), ValueError, "no words"),
+    (lambda: eda("", random.Random(0)), ValueError, "words is empty: give at least one word"),
     (lambda: eda("a film", random.Random(0), alpha_sr=1.5), ValueError, "alpha_sr must be a probability"),
     (lambda: eda("a film", random.Random(0), p_rd=-0.1), ValueError, "p_rd must be a probability"),
     (lambda: eda("a film", random.Random(0), num_aug=-1), ValueError, ">= 0"),
@@ -119,7 +119,7 @@ def test_augment_dataset_keeps_originals_first_and_copies_labels():
     (lambda: eda(["a", "film"], random.Random(0)), TypeError, "must be a string"),
     (lambda: random_deletion(["a"], 2, random.Random(0)), ValueError, "p must be a probability"),
     (lambda: random_swap("a film", 1, random.Random(0)), TypeError, "list of words"),
-    (lambda: random_swap([], 1, random.Random(0)), ValueError, "no words"),
+    (lambda: random_swap([], 1, random.Random(0)), ValueError, "words is empty: give at least one word"),
     (lambda: synonym_replacement(["a"], 1.5, random.Random(0)), ValueError, "whole number >= 0"),
     (lambda: augment_dataset(["a film"], [1, 0]), ValueError, "one label per text"),
     (lambda: augment_dataset([], []), ValueError, "empty"),

@@ -124,6 +124,37 @@ def test_fused_and_plain_attention_agree(minilm_pair):
     torch.testing.assert_close(fused[keep], plain[keep], **TOL)
 
 
+def test_cpu_training_on_short_inputs_takes_the_plain_path_with_the_fused_gradients(minilm_pair, monkeypatch):
+    """With gradients on a CPU and T <= 128 the plain kernel runs (it is faster there); its
+    gradients equal those of PyTorch's fused kernel, and longer inputs still take the fused one."""
+    ours, _, batch = minilm_pair
+    ours.eval()  # no dropout: the two kernels see the same inputs
+    import bertedu.model as model_module
+
+    calls = []
+    plain = model_module.scaled_dot_product_attention
+    monkeypatch.setattr(model_module, "scaled_dot_product_attention", lambda *a: calls.append(1) or plain(*a))
+
+    def gradients(use_sdpa: bool, inputs: dict) -> torch.Tensor:
+        ours.zero_grad()
+        ours.set_attention_implementation(use_sdpa)
+        ours(**inputs).last_hidden_state.sum().backward()
+        return ours.encoder.layer[0].attention.self.query.weight.grad.clone()
+
+    calls.clear()
+    short = gradients(True, batch)
+    assert len(calls) == ours.config.num_hidden_layers  # the plain kernel, in every block
+    calls.clear()
+    long_batch = {k: v.repeat(1, 130 // v.shape[1] + 1)[:, :130] for k, v in batch.items()}
+    fused_long = gradients(True, long_batch)
+    assert calls == []  # 130 tokens: the fused kernel
+    plain_long = gradients(False, long_batch)
+    ours.set_attention_implementation(True)
+    ours.zero_grad()
+    assert short.abs().sum() > 0
+    torch.testing.assert_close(fused_long, plain_long, rtol=1e-4, atol=1e-4)
+
+
 def test_padding_does_not_change_the_real_tokens(minilm_pair):
     ours, _, batch = minilm_pair
     n = int(batch["attention_mask"][2].sum())

@@ -140,7 +140,7 @@ def test_collate_pads_labels_with_ignore_index(tokenizer):
     ([{"tokens": ["a"], "ner_tags": [-1]}], ValueError, r"= -1 is out of range"),
     ([{"tokens": ["a"], "ner_tags": [1.0]}], TypeError, "tags are names"),
     ([{"tokens": [], "ner_tags": []}], ValueError, r"records\[0\]\['tokens'\] is empty"),
-    ([{"tokens": "EU rejects", "ner_tags": ["O"]}], TypeError, "must be a list of word strings"),
+    ([{"tokens": "EU rejects", "ner_tags": ["O"]}], TypeError, r"must be a list of strings \(one per word\)"),
     ([{"tokens": ["a", 5], "ner_tags": ["O", "O"]}], TypeError, r"\['tokens'\]\[1\] is a int"),
     ([{"words": ["a"]}], ValueError, "has no 'tokens'"),
     ([{"tokens": ["a"], "ner_tags": ["O"]}, {"tokens": ["b"]}], ValueError, r"records\[1\] lacks 'ner_tags'"),

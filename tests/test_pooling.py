@@ -136,7 +136,7 @@ def test_lexicon_features():
     assert_close(got, expected)
     with pytest.raises(ValueError, match="in both lexicons"):
         lexicon_features(["a"], ["good"], ["good"])
-    with pytest.raises(ValueError, match="non-empty list"):
+    with pytest.raises(TypeError, match=r"texts must be a list of strings .*wrap a single sentence"):
         lexicon_features("a good film", ["good"], ["bad"])
     with pytest.raises(ValueError, match="at least one positive and one negative"):
         lexicon_features(["a"], [], ["bad"])

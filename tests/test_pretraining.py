@@ -694,7 +694,7 @@ def test_mlm_pieces_refuse_bad_input():
     tokenizer = small_tokenizer()
     with pytest.raises(ValueError, match="'static', 'dynamic' or 'selective'"):
         MaskedLMDataset(tokenizer, TEXTS, masking="sometimes")
-    with pytest.raises(ValueError, match="non-empty list"):
+    with pytest.raises(ValueError, match="texts is empty: give at least one sentence"):
         MaskedLMDataset(tokenizer, [])
     with pytest.raises(ValueError, match=r"probability must be in \(0, 1\]"):
         MaskedLMDataset(tokenizer, TEXTS, probability=0.0)
