@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .heads import IGNORE_INDEX
+from .precision import has_int8_layers, use_mixed_precision
 
 # Keys a model needs only to compute a loss: `predict` leaves them out of the batch.
 TARGET_KEYS = ("labels", "next_sentence_label", "start_positions", "end_positions")
@@ -205,7 +206,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def predict(model: nn.Module, dataset, output_fn: Callable[[nn.Module, dict], torch.Tensor],
-            batch_size: int = 64) -> list[torch.Tensor]:
+            batch_size: int = 64, mixed_precision: bool | None = None) -> list[torch.Tensor]:
     """Run `model` over `dataset` in length-sorted batches under `eval_mode`, targets left out.
 
     Args:
@@ -213,17 +214,25 @@ def predict(model: nn.Module, dataset, output_fn: Callable[[nn.Module, dict], to
         dataset: follows this module's protocol.
         output_fn: `output_fn(model, batch) -> tensor [B, ...]`.
         batch_size: examples per forward pass.
+        mixed_precision: bf16 autocast; None: where the hardware has bf16
+            (`precision.use_mixed_precision`), except for models with int8 layers.
 
     Returns:
-        `N` CPU tensors, row i for example i; a per-token row keeps the padded length `T`.
+        `N` CPU tensors (bf16 results as fp32), row i for example i; a per-token row keeps
+        the padded length `T`.
     """
     device = model_device(model)
+    if mixed_precision is None and has_int8_layers(model):
+        mixed_precision = False
+    bf16 = use_mixed_precision(mixed_precision, device)
     rows = [None] * len(dataset)
-    with eval_mode(model):
+    with eval_mode(model), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for indices in sorted_batches(dataset.lengths, batch_size):
             batch = dataset.collate([dataset[i] for i in indices])
             batch = {k: v for k, v in batch.items() if k not in TARGET_KEYS}
             output = output_fn(model, to_device(batch, device)).cpu()  # (B, ...)
+            if output.dtype == torch.bfloat16:
+                output = output.float()
             for i, row in zip(indices, output):
                 rows[i] = row
     return rows

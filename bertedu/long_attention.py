@@ -267,8 +267,8 @@ def question_global_mask(token_type_ids: torch.Tensor, attention_mask: torch.Ten
 
 
 @torch.no_grad()
-def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
-                             batch_size: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def sliding_window_qa_logits(model: nn.Module, dataset, window: int, batch_size: int = 1,
+                             mixed_precision: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """`qa.qa_logits` for a `BertForQuestionAnswering` with `sliding_window_encode`, the question
     global: `(start_logits, end_logits)`, two lists of CPU FloatTensors `[T_f]` in feature order."""
     def windowed_forward(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,7 +278,7 @@ def sliding_window_qa_logits(model: nn.Module, dataset, window: int,
         start_logits, end_logits = model.qa_outputs(hidden).unbind(dim=-1)  # (B, T) each
         return start_logits, end_logits
 
-    return qa_logits(model, dataset, batch_size, forward=windowed_forward)
+    return qa_logits(model, dataset, batch_size, forward=windowed_forward, mixed_precision=mixed_precision)
 
 
 def long_squad_examples(records: list[dict], tokenizer, min_tokens: int, seed: int = 0) -> list[dict]:

@@ -202,11 +202,13 @@ class NerDataset:
         return collate_token_classification(items, self.pad_token_id)
 
 
-def predict_tags(model: nn.Module, dataset: NerDataset, batch_size: int = 64) -> list[list[str]]:
-    """Tag every sentence of `dataset` with a token-classification model (eval mode): a list of
-    `N` tag lists, sentence i with `dataset.num_words[i]` tags, ready for
-    `bertedu.metrics.entity_scores(dataset.tags, predictions)`."""
-    predictions = predict(model, dataset, lambda model, batch: model(**batch).logits.argmax(-1), batch_size)
+def predict_tags(model: nn.Module, dataset: NerDataset, batch_size: int = 64,
+                 mixed_precision: bool | None = None) -> list[list[str]]:
+    """Tag every sentence of `dataset` with a token-classification model (eval mode; bf16 as in
+    `batching.predict`): a list of `N` tag lists, sentence i with `dataset.num_words[i]` tags,
+    ready for `bertedu.metrics.entity_scores(dataset.tags, predictions)`."""
+    predictions = predict(model, dataset, lambda model, batch: model(**batch).logits.argmax(-1), batch_size,
+                          mixed_precision)
     return [word_tags(predicted[:T], word_ids, dataset.label_names, num_words)  # predicted: (T_batch,)
             for predicted, T, word_ids, num_words in zip(predictions, dataset.lengths, dataset.word_ids,
                                                          dataset.num_words)]
@@ -461,6 +463,7 @@ class FeatureTagger(nn.Module):
 
 def predict_feature_tags(tagger: nn.Module, dataset: WordFeatureDataset, batch_size: int = 128) -> list[list[str]]:
     """Tag every sentence of a `WordFeatureDataset` with a `FeatureTagger`: N tag lists."""
-    predictions = predict(tagger, dataset, lambda tagger, batch: tagger(**batch).logits.argmax(-1), batch_size)
+    predictions = predict(tagger, dataset, lambda tagger, batch: tagger(**batch).logits.argmax(-1), batch_size,
+                          mixed_precision=False)  # a small BiLSTM: nothing to gain
     return [[dataset.label_names[p] for p in predicted[:W].tolist()]  # predicted: (W_batch,)
             for predicted, W in zip(predictions, dataset.lengths)]

@@ -27,11 +27,12 @@ from torch import nn
 
 from .config import BertConfig
 from .datafiles import cache_folder
-from .batching import eval_mode, pad_collate, pad_sequences
+from .batching import eval_mode, pad_collate, pad_sequences, sorted_batches
 from .checks import check_strings, check_token_ids
 from .heads import IGNORE_INDEX
 from .tokenization import BertTokenizer
 from .wordpiece_trainer import train_wordpiece
+from .precision import use_mixed_precision
 from .training import TrainingConfig, derive_seed
 
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in Google's code and transformers (d2l: the opposite)
@@ -591,16 +592,19 @@ def masked_lm_batch_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
-def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: int = 256) -> float:
+def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: int = 256,
+                       mixed_precision: bool | None = None) -> float:
     """Share of the `[MASK]` positions whose original token the model (with `.bert` and
-    `.cls.predictions`) ranks first; `dataset` must be static, so every model gets the same blanks."""
+    `.cls.predictions`) ranks first; `dataset` must be static, so every model gets the same blanks.
+    Batches of similar length; bf16 autocast where the hardware has it, unless `mixed_precision=False`."""
     if dataset.masking == "dynamic":
         raise ValueError("use a MaskedLMDataset with masking='static', so every model sees the same blanks")
     device = next(model.parameters()).device
+    bf16 = use_mixed_precision(mixed_precision, device)
     correct = total = 0
-    with eval_mode(model):
-        for start in range(0, len(dataset), batch_size):
-            batch = dataset.collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+    with eval_mode(model), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for indices in sorted_batches(dataset.lengths, batch_size):
+            batch = dataset.collate([dataset[i] for i in indices])
             batch = {k: v.to(device) for k, v in batch.items()}
             shown = (batch["labels"] != IGNORE_INDEX) & (batch["input_ids"] == dataset.tokenizer.mask_token_id)
             out = model.bert(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])

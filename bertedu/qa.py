@@ -292,13 +292,14 @@ def decode_answers(dataset: QADataset, start_logits: Sequence[torch.Tensor], end
 
 def qa_logits(model: nn.Module, dataset: QADataset, batch_size: int = 32,
               forward: Callable[[dict], tuple[torch.Tensor, torch.Tensor]] | None = None,
-              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+              mixed_precision: bool | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Start and end logits of every feature, without padding, in feature order, in eval mode.
 
     Args:
         model, dataset, batch_size: a `BertForQuestionAnswering`, its `QADataset`, features per pass.
         forward: `forward(batch) -> (start_logits, end_logits)`, each `[B, T]`; default:
             `model(**batch)`'s (chapter 14 passes `long_attention.sliding_window_qa_logits`).
+        mixed_precision: bf16 autocast, as in `batching.predict` (None: where the hardware has it).
 
     Returns:
         `(start_logits, end_logits)`: two lists of FloatTensors `[T_f]` on the CPU.
@@ -308,13 +309,13 @@ def qa_logits(model: nn.Module, dataset: QADataset, batch_size: int = 32,
             out = model(**batch)
             return out.start_logits, out.end_logits
     rows = predict(model, dataset, lambda model, batch: torch.stack(forward(batch), dim=-1).float(),
-                   batch_size)  # N rows (T_batch, 2): start and end logits
+                   batch_size, mixed_precision)  # N rows (T_batch, 2): start and end logits
     return ([row[:T, 0].clone() for row, T in zip(rows, dataset.lengths)],
             [row[:T, 1].clone() for row, T in zip(rows, dataset.lengths)])
 
 
 def predict_answers(model: nn.Module, dataset: QADataset, batch_size: int = 32,
-                    max_answer_length: int = 30) -> dict[str, str]:
+                    max_answer_length: int = 30, mixed_precision: bool | None = None) -> dict[str, str]:
     """question id -> predicted answer text: `decode_answers(dataset, *qa_logits(model, dataset))`."""
-    start_logits, end_logits = qa_logits(model, dataset, batch_size)
+    start_logits, end_logits = qa_logits(model, dataset, batch_size, mixed_precision=mixed_precision)
     return decode_answers(dataset, start_logits, end_logits, max_answer_length)

@@ -38,6 +38,7 @@ from torch import nn
 from .batching import (LengthGroupedBatches, batch_indices, derive_seed, eval_mode,  # noqa: F401
                        steps_per_epoch, to_device)
 from .checkpoints import atomic_write, remove_stale_temporaries
+from .precision import cpu_has_fast_bf16, use_mixed_precision  # noqa: F401 (chapter 6 imports them from here)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 PREVIOUS_CHECKPOINT_NAME = "checkpoint.previous.pt"  # the save before, kept as a fallback
@@ -318,35 +319,6 @@ def pick_device(requested: str | None, local_rank: int) -> torch.device:
         torch.cuda.set_device(local_rank)  # one GPU per process
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX, from `/proc/cpuinfo`,
-    else asked of PyTorch); without it bf16 autocast is slower than fp32."""
-    flags = set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:  # not Linux
-        pass
-    if flags & {"avx512_bf16", "amx_bf16"}:
-        return True
-    init_amx = getattr(getattr(torch._C, "_cpu", None), "_init_amx", None)
-    return bool(init_amx is not None and init_amx())
-
-
-def use_mixed_precision(requested: bool | None, device: torch.device) -> bool:
-    """bf16 autocast: by default on a GPU with bf16 (Ampere or newer) and on a CPU with bf16
-    hardware (`cpu_has_fast_bf16`); `requested=True/False` forces it on or off. Weights,
-    optimizer state and updates stay fp32."""
-    if requested is None:
-        if device.type == "cuda":
-            return torch.cuda.is_bf16_supported()
-        return device.type == "cpu" and cpu_has_fast_bf16()
-    return requested
 
 
 def rng_state() -> dict:

@@ -20,7 +20,8 @@ import safetensors.torch
 import torch
 
 from bertedu import BertConfig, BertModel
-from bertedu.checkpoints import CONFIG_METADATA_KEY, CONFIG_NAME, SAFETENSORS_NAME, read_config
+from bertedu.checkpoints import (CONFIG_METADATA_KEY, CONFIG_NAME, SAFETENSORS_NAME, load_shared_run, read_config,
+                                 save_shared_run, shared_run_folder)
 
 fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="SIGKILL tests fork a child process")
 
@@ -266,3 +267,19 @@ def test_the_stored_config_is_the_exact_config_json(tmp_path):
 
     with safe_open(str(tmp_path / SAFETENSORS_NAME), framework="pt") as weights:
         assert weights.metadata()[CONFIG_METADATA_KEY] == (tmp_path / CONFIG_NAME).read_text()
+
+
+def test_a_shared_run_is_found_only_with_the_same_settings_and_only_once_complete(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTEDU_RUNS", str(tmp_path))
+    settings = {"steps": 148, "train_ids": ["a", "b"]}
+    folder = shared_run_folder("squad", settings)
+    assert folder.parent == tmp_path and folder == shared_run_folder("squad", dict(reversed(settings.items())))
+    assert shared_run_folder("squad", {**settings, "steps": 150}) != folder
+    assert load_shared_run(BertModel, folder) == (None, None)
+    model = numbered_model(3)
+    model.save_pretrained(folder)  # weights without training.json: an unfinished save
+    assert load_shared_run(BertModel, folder) == (None, None)
+    save_shared_run(model, folder, {"steps": 148, "losses": [2.0, 1.5]})
+    loaded, record = load_shared_run(BertModel, folder)
+    assert record == {"steps": 148, "losses": [2.0, 1.5]}
+    assert loaded.embeddings.LayerNorm.bias[0].item() == 3

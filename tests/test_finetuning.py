@@ -257,7 +257,7 @@ def test_predict_logits_equals_one_example_at_a_time_in_dataset_order(tokenizer,
     model = tiny_classifier(num_labels=3).train()
     subset = SequenceClassificationDataset.from_records(load_sst2("dev")[:40], tokenizer)
     assert subset.lengths != sorted(subset.lengths)  # so the length-sorted batches reorder
-    logits = predict_logits(model, subset, batch_size=16)
+    logits = predict_logits(model, subset, batch_size=16, mixed_precision=False)
     assert logits.shape == (40, 3) and model.training  # the mode it came in is restored
     model.eval()
     with torch.no_grad():
@@ -270,7 +270,7 @@ def test_predict_logits_of_a_regression_head(tokenizer):
     ds = SequenceClassificationDataset(tokenizer, ["a b", "c"], labels=[0.5, 2.0], text_pairs=["d", "e f g"],
                                        num_labels=1)
     model = tiny_classifier(num_labels=1)
-    logits = predict_logits(model, ds)
+    logits = predict_logits(model, ds, mixed_precision=False)
     assert logits.shape == (2, 1)
     batch = ds.collate([ds[0], ds[1]])
     loss = model.eval()(**batch).loss  # eval: no dropout, as in predict_logits

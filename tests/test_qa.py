@@ -324,7 +324,7 @@ def test_qa_logits_and_predictions_of_a_model(squad, tokenizer):
     model = BertForQuestionAnswering(BertConfig.tiny(hidden_size=32, num_attention_heads=2, intermediate_size=64))
     ds = QADataset(squad[:6], tokenizer, max_length=96, doc_stride=48)
     assert len(ds) > 6  # some questions have two windows
-    starts, ends = qa_logits(model, ds, batch_size=5)
+    starts, ends = qa_logits(model, ds, batch_size=5, mixed_precision=False)
     assert [len(s) for s in starts] == ds.lengths and [len(s) for s in ends] == ds.lengths
     model.eval()
     with torch.no_grad():
@@ -332,7 +332,7 @@ def test_qa_logits_and_predictions_of_a_model(squad, tokenizer):
             out = model(ds[f]["input_ids"][None], ds[f]["token_type_ids"][None])
             assert (out.start_logits[0] - starts[f]).abs().max().item() < 1e-5
             assert (out.end_logits[0] - ends[f]).abs().max().item() < 1e-5
-    predictions = predict_answers(model, ds, batch_size=5)
+    predictions = predict_answers(model, ds, batch_size=5, mixed_precision=False)
     assert sorted(predictions) == sorted(example["id"] for example in squad[:6])
     assert all(predictions[example["id"]] in example["context"] for example in squad[:6])
     loss = model(**ds.collate([ds[f] for f in range(4)])).loss

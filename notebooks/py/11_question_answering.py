@@ -80,6 +80,7 @@ from myst_nb import glue
 
 import bertedu
 from bertedu import BertForQuestionAnswering
+from bertedu.checkpoints import save_shared_run, shared_run_folder
 from bertedu.data import load_squad
 from bertedu.finetuning import LengthGroupedBatches
 from bertedu.metrics import normalize_answer, squad_evaluate, squad_exact_match, squad_f1
@@ -604,6 +605,15 @@ history = train(model, train_set, config, collate_fn=train_windows.collate,
                 batch_fn=LengthGroupedBatches(train_lengths), eval_fn=eval_fn)
 train_cpu = time.process_time() - train_cpu
 print(f"{steps} steps of {BATCH_SIZE} windows in {train_cpu:.0f} CPU-seconds (evaluations included)")
+
+# Chapter 14 reads long passages with this same model: keep it where chapter 14 looks, under a
+# name made from every setting of the run (`shared_run_folder`), so a different run is never reused.
+run_settings = {"checkpoint": "all-MiniLM-L6-v2", "train_ids": [r["id"] for r in train_examples],
+                "train_length": TRAIN_LENGTH, "doc_stride": DOC_STRIDE, "answer_windows_only": ANSWER_WINDOWS_ONLY,
+                "steps": steps, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE, "warmup_steps": steps // 10,
+                "weight_decay": 0.01, "max_grad_norm": 1.0, "seed": 0, "frozen": "word_embeddings"}
+save_shared_run(model, shared_run_folder("squad-minilm", run_settings),
+                {"steps": steps, "losses": history.losses, "chapter": 11})
 
 # %%
 final = squad_evaluate(all_predictions, eval_examples)

@@ -139,7 +139,9 @@ def fit(model, seed, dataset=train_set, loss_fn=None, freeze_table=True):
 
 
 def dev_accuracy(model):
-    return accuracy(predict_logits(model, dev_set).argmax(-1), dev_gold)
+    # fp32 for every model (bf16 would be the default on this CPU): the int8 rows differ from the
+    # fp32 ones by their int8 weights only
+    return accuracy(predict_logits(model, dev_set, mixed_precision=False).argmax(-1), dev_gold)
 
 
 # %%
@@ -250,7 +252,7 @@ glue("ch13_temperature", TEMPERATURE, display=False)
 glue("ch13_soft_weight", SOFT_WEIGHT, display=False)
 glue("ch13_n_seeds", len(SEEDS), display=False)
 cpu = time.process_time()
-train_teacher_logits = predict_logits(teacher, train_set)  # (N, 2), once
+train_teacher_logits = predict_logits(teacher, train_set, mixed_precision=False)  # (N, 2), once
 distill_set = WithTeacherLogits(train_set, train_teacher_logits)
 teacher_train_accuracy = accuracy(train_teacher_logits.argmax(-1), [r["label"] for r in train_records])
 print(f"teacher logits of {len(train_set):,} phrases: {time.process_time() - cpu:.0f} CPU-seconds; "
