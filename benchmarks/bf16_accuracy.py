@@ -3,9 +3,11 @@
 all-MiniLM-L6-v2 with a new classification head is fine-tuned on the first `--examples`
 (2,000) SST-2 training sentences, once in fp32 and once with the library's default
 (`mixed_precision=None`: bf16 autocast where the CPU has bf16 hardware), for each of
-`--seeds` seeds (the head's initialisation and the data order). Printed: the dev accuracy
-(872 sentences) of every run, then each setting's mean and the standard deviation over the
-seeds. A benchmark that prints figures, not a test.
+`--seeds` seeds (the head's initialisation and the data order); each model predicts as it
+trained. Printed: the dev accuracy (872 sentences) of every run, then each setting's mean and
+the standard deviation over the seeds. Then prediction alone: the fp32-trained model predicts
+the dev set again under the default (bf16 autocast, as `batching.predict` does by default),
+with the predictions that change and both accuracies. A benchmark that prints figures, not a test.
 
     BERTEDU_DATA=../shared/data .venv/bin/python benchmarks/bf16_accuracy.py [--seeds 3]
 """
@@ -33,8 +35,8 @@ def fine_tune(folder, train_set, dev_set, dev_labels, seed, mixed_precision, ste
     start = time.perf_counter()
     train(model, train_set, config, collate_fn=train_set.collate, batch_fn=LengthGroupedBatches(train_set.lengths))
     seconds = time.perf_counter() - start
-    logits = predict_logits(model, dev_set)
-    return (logits.argmax(-1) == torch.tensor(dev_labels)).float().mean().item(), seconds, logits
+    logits = predict_logits(model, dev_set, mixed_precision=mixed_precision)
+    return (logits.argmax(-1) == torch.tensor(dev_labels)).float().mean().item(), seconds, logits, model
 
 
 def main():
@@ -62,8 +64,21 @@ def main():
     for seed in range(args.seeds):
         logits = {}
         for name, mixed_precision in (("fp32", False), ("default", None)):  # interleaved
-            accuracy, seconds, logits[name] = fine_tune(folder, train_set, dev_set, dev_labels, seed,
-                                                        mixed_precision, steps)
+            accuracy, seconds, logits[name], model = fine_tune(folder, train_set, dev_set, dev_labels, seed,
+                                                               mixed_precision, steps)
+            if name == "fp32":  # the same fp32 weights, predicting under the default
+                start = time.perf_counter()
+                bf16_logits = predict_logits(model, dev_set)
+                bf16_seconds = time.perf_counter() - start
+                start = time.perf_counter()
+                fp32_logits = predict_logits(model, dev_set, mixed_precision=False)
+                fp32_seconds = time.perf_counter() - start
+                gold = torch.tensor(dev_labels)
+                print(f"seed {seed}  fp32 model predicting: fp32 accuracy "
+                      f"{(fp32_logits.argmax(-1) == gold).float().mean():.4f} ({fp32_seconds:.1f} s), default "
+                      f"{(bf16_logits.argmax(-1) == gold).float().mean():.4f} ({bf16_seconds:.1f} s), "
+                      f"{int((fp32_logits.argmax(-1) != bf16_logits.argmax(-1)).sum())} of {len(dev_set)} "
+                      "predictions differ")
             results[name].append(accuracy)
             print(f"seed {seed}  {name:<8} dev accuracy {accuracy:.4f}  ({seconds:.0f} s of training)")
         changed = int((logits["fp32"].argmax(-1) != logits["default"].argmax(-1)).sum())

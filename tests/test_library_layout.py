@@ -63,3 +63,30 @@ def test_the_package_and_every_module_import():
     for module in pkgutil.iter_modules([str(PACKAGE)]):
         importlib.import_module(f"bertedu.{module.name}")
     assert {path.stem for path in MODULES} - {"__init__"} == {m.name for m in pkgutil.iter_modules([str(PACKAGE)])}
+
+
+def code_lines(source: str, function: ast.FunctionDef) -> int:
+    """Lines of a function that hold code: not blank, not only a comment, not its docstring
+    (a nested function's lines count for the function around it too)."""
+    first = function.body[0]
+    docstring = set()
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        docstring = set(range(first.lineno, first.end_lineno + 1))
+    lines = source.splitlines()[function.lineno - 1:function.end_lineno]
+    return sum(1 for number, line in enumerate(lines, start=function.lineno)
+               if line.strip() and not line.strip().startswith("#") and number not in docstring)
+
+
+def test_code_lines_skip_the_docstring_comments_and_blank_lines():
+    source = 'def f(x):\n    """Doc.\n\n    More."""\n    # a comment\n\n    y = x\n    return y\n'
+    assert code_lines(source, ast.parse(source).body[0]) == 3  # def, y = x, return
+
+
+def test_no_function_is_over_80_code_lines():
+    long = {}
+    for path in MODULES:
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and code_lines(source, node) > 80:
+                long[f"{path.stem}.{node.name}"] = code_lines(source, node)
+    assert not long, f"split these into helpers (at most 80 code lines each): {long}"

@@ -510,7 +510,7 @@ def test_train_wordpiece_frequency_scoring_merges_the_most_frequent_pair():
         train_wordpiece(corpus, vocab_size=15, scoring="bpe")
 
 
-def naive_train_wordpiece(texts, vocab_size, min_frequency):
+def naive_train_wordpiece(texts, vocab_size, min_frequency, scoring="likelihood"):
     """The same algorithm, recounting everything after every merge, with exact fractions:
     slow, but obviously right."""
     word_counts = Counter(word for text in texts for word in BasicTokenizer().tokenize(text))
@@ -527,6 +527,8 @@ def naive_train_wordpiece(texts, vocab_size, min_frequency):
         if not frequent:
             break
         def score(pair):
+            if scoring == "frequency":
+                return pair_counts[pair]
             return Fraction(pair_counts[pair], piece_counts[pair[0]] * piece_counts[pair[1]])
 
         # max() keeps the first of equal keys, and `frequent` is sorted: the alphabetically first.
@@ -551,10 +553,11 @@ def test_train_wordpiece_equals_naive_recount(data_dir):
     """The incremental counts of train_wordpiece give the same merges as recounting."""
     texts = [record["sentence"] for record in load_sst2("dev")][:150]
     start = len(train_wordpiece(texts, vocab_size=10_000, min_frequency=10**9))  # specials + characters
-    for min_frequency in (1, 3):
-        expected = naive_train_wordpiece(texts, start + 120, min_frequency)
-        assert train_wordpiece(texts, start + 120, min_frequency) == expected
-        assert len(expected) == start + 120
+    for scoring in ("likelihood", "frequency"):  # "frequency" finds its pairs with a heap
+        for min_frequency in (1, 3):
+            expected = naive_train_wordpiece(texts, start + 120, min_frequency, scoring)
+            assert train_wordpiece(texts, start + 120, min_frequency, scoring=scoring) == expected
+            assert len(expected) == start + 120
 
 
 def test_train_wordpiece_on_wikitext2_valid(data_dir):
