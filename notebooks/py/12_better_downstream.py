@@ -95,7 +95,7 @@ from bertedu.pretraining import (MaskedLMDataset, label_association, masked_lm_a
                                  token_importance, wikitext_documents)
 from bertedu.run_pretraining import book_model
 from bertedu.tokenization import BertTokenizer
-from bertedu.training import (TrainingConfig, default_loss, layerwise_lr_groups, lr_at, set_seed,
+from bertedu.training import (TrainingConfig, batch_indices, default_loss, layerwise_lr_groups, lr_at, set_seed,
                               train)
 
 warnings.filterwarnings("ignore", message=".*(newly initialised|unused tensors).*")
@@ -325,7 +325,7 @@ def further_pretrain(texts, steps, masking="dynamic", importance=None, keep=()):
         return {"mlm_accuracy": masked_lm_accuracy(m, heldout_task)}
 
     start = time.process_time()
-    history = train(model, data, config, loss_fn=masked_lm_batch_loss,  # batches of similar length
+    history = train(model, data, config, loss_fn=masked_lm_batch_loss, batch_fn=batch_indices,  # random batches
                     eval_fn=evaluate if keep else None)
     return model.eval(), history, time.process_time() - start
 
