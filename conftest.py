@@ -19,6 +19,18 @@ import pytest
 # here for every test and every notebook kernel that pytest starts.
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+
+
+def pytest_configure(config):
+    """Also switch the bars off in transformers itself: the variable above only counts if it is
+    set before huggingface_hub is first imported, which a plugin or an earlier import can beat."""
+    try:
+        import transformers
+    except ImportError:
+        return
+    transformers.utils.logging.disable_progress_bar()
+
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Read by PyTorch (and its BLAS) when it starts, here and in every notebook kernel.
     os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -1,7 +1,7 @@
 """Fused or plain attention on the CPU: milliseconds per forward (eval) and per training step.
 
 `BertSelfAttention` uses PyTorch's fused `F.scaled_dot_product_attention` except when it trains
-on a CPU; this script measures why. For the book's BERT and MiniLM, batches of about 1,000
+on a CPU with at most 128 tokens; this script measures why. For the book's BERT and MiniLM, batches of about 1,000
 (book) or 500 (MiniLM) tokens, a quarter of them padding in half the rows, bf16 autocast on and
 off. The two kernels alternate within each repeat (best of `--repeats`), and the load average
 is printed, since another busy process on the same cores slows everything.

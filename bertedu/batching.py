@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .heads import IGNORE_INDEX
-from .precision import has_int8_layers, use_mixed_precision
+from .precision import inference_autocast
 
 # Keys a model needs only to compute a loss: `predict` leaves them out of the batch.
 TARGET_KEYS = ("labels", "next_sentence_label", "start_positions", "end_positions")
@@ -222,11 +222,8 @@ def predict(model: nn.Module, dataset, output_fn: Callable[[nn.Module, dict], to
         the padded length `T`.
     """
     device = model_device(model)
-    if mixed_precision is None and has_int8_layers(model):
-        mixed_precision = False
-    bf16 = use_mixed_precision(mixed_precision, device)
     rows = [None] * len(dataset)
-    with eval_mode(model), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with eval_mode(model), inference_autocast(model, device, mixed_precision):
         for indices in sorted_batches(dataset.lengths, batch_size):
             batch = dataset.collate([dataset[i] for i in indices])
             batch = {k: v for k, v in batch.items() if k not in TARGET_KEYS}

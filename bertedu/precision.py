@@ -38,6 +38,14 @@ def use_mixed_precision(requested: bool | None, device: torch.device) -> bool:
     return requested
 
 
+def inference_autocast(model: nn.Module, device: torch.device, requested: bool | None = None):
+    """The autocast context for a model's predictions: bf16 as `use_mixed_precision` decides,
+    except that by default a model with int8 layers (`has_int8_layers`) runs in fp32."""
+    if requested is None and has_int8_layers(model):
+        requested = False
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_mixed_precision(requested, device))
+
+
 def has_int8_layers(model: nn.Module) -> bool:
     """True when the model holds PyTorch's dynamic int8 layers (`compression.quantize_dynamic_int8`),
     which take fp32 inputs only: such a model runs without autocast."""

@@ -32,7 +32,7 @@ from .checks import check_strings, check_token_ids
 from .heads import IGNORE_INDEX
 from .tokenization import BertTokenizer
 from .wordpiece_trainer import train_wordpiece
-from .precision import use_mixed_precision
+from .precision import inference_autocast
 from .training import TrainingConfig, derive_seed
 
 IS_NEXT, NOT_NEXT = 0, 1  # NSP labels, as in Google's code and transformers (d2l: the opposite)
@@ -600,9 +600,8 @@ def masked_lm_accuracy(model: nn.Module, dataset: MaskedLMDataset, batch_size: i
     if dataset.masking == "dynamic":
         raise ValueError("use a MaskedLMDataset with masking='static', so every model sees the same blanks")
     device = next(model.parameters()).device
-    bf16 = use_mixed_precision(mixed_precision, device)
     correct = total = 0
-    with eval_mode(model), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+    with eval_mode(model), inference_autocast(model, device, mixed_precision):
         for indices in sorted_batches(dataset.lengths, batch_size):
             batch = dataset.collate([dataset[i] for i in indices])
             batch = {k: v.to(device) for k, v in batch.items()}
